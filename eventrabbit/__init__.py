@@ -1,0 +1,82 @@
+"""eventrabbit: event-driven services on RabbitMQ, over raw aiormq.
+
+``build_event_dependencies`` returns the pair every service uses: ``events`` (the decorators
+and the publisher) and ``handle`` (which consumes queues).
+"""
+
+from __future__ import annotations
+
+from .common import (
+    ConsumeChannel,
+    ExchangeType,
+    QueueConfig,
+    QueueResponse,
+    RetryConfig,
+)
+from .connection import check_url
+from .errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    DuplicateHandlerError,
+    EventRabbitError,
+    InvalidMessage,
+    PublishError,
+    PublishTimeout,
+    TopologyError,
+    UnroutableError,
+)
+from .publisher import DEFAULT_PUBLISH_TIMEOUT, Publisher
+from .registry import Events, Registry
+from .service import Handle
+
+__all__ = [
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "ConsumeChannel",
+    "DuplicateHandlerError",
+    "EventRabbitError",
+    "Events",
+    "ExchangeType",
+    "Handle",
+    "InvalidMessage",
+    "PublishError",
+    "PublishTimeout",
+    "QueueConfig",
+    "QueueResponse",
+    "RetryConfig",
+    "TopologyError",
+    "UnroutableError",
+    "build_event_dependencies",
+]
+
+
+def build_event_dependencies(
+    url: str,
+    idle_timeout: float | None = 300,
+    retry_config: RetryConfig | None = None,
+    queue_config: QueueConfig | None = None,
+    *,
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+) -> tuple[Events, Handle]:
+    """Make the decorators and the consumer of one service.
+
+    :param url: the broker for publishing (``amqp://`` or ``amqps://``); each
+        :class:`ConsumeChannel` names its own.
+    :param idle_timeout: close the publishing connection after this many seconds without a
+        publish; ``None`` or ``0`` keeps it open.
+    :param retry_config: how failing handlers are retried (default: forever, every 5 s).
+    :param queue_config: the default settings of every consumed queue.
+    :param publish_timeout: seconds a publish waits for the broker's confirm.
+    :raises ConfigurationError: a URL that is not ``amqp://`` or ``amqps://``.
+    """
+    check_url(url)
+    registry = Registry()
+    publisher = Publisher(url, idle_timeout=idle_timeout, publish_timeout=publish_timeout)
+    events = Events(registry, publisher)
+    handle = Handle(
+        registry,
+        publisher,
+        retry_config=retry_config or RetryConfig(),
+        queue_config=queue_config or QueueConfig(),
+    )
+    return events, handle

@@ -1,0 +1,144 @@
+"""The value types of the public API: configuration, channels and replies.
+
+The seed API imports :class:`ConsumeChannel` from this module, so it keeps that name and home.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .errors import ConfigurationError
+
+
+class ExchangeType(enum.StrEnum):
+    """RabbitMQ exchange types."""
+
+    DIRECT = "direct"
+    FANOUT = "fanout"
+    TOPIC = "topic"
+    HEADERS = "headers"
+
+
+def coerce_exchange_type(value: object) -> ExchangeType | None:
+    """Turn a str, an :class:`ExchangeType` or a foreign enum (e.g. aio-pika's) into ours.
+
+    :raises ConfigurationError: for anything that does not name a RabbitMQ exchange type.
+    """
+    if value is None or isinstance(value, ExchangeType):
+        return value
+    raw = value.value if isinstance(value, enum.Enum) else value
+    if isinstance(raw, str) and raw.lower() in _EXCHANGE_TYPES:
+        return ExchangeType(raw.lower())
+    names = ", ".join(repr(t.value) for t in ExchangeType)
+    raise ConfigurationError(f"exchange_type {value!r} is not an exchange type; use one of {names}")
+
+
+_EXCHANGE_TYPES = frozenset(t.value for t in ExchangeType)
+
+
+@dataclass(slots=True, frozen=True)
+class RetryConfig:
+    """How a failing handler is retried.
+
+    :param max_retries: retries after the first attempt; ``-1`` retries forever, ``0`` never.
+    :param retry_delay_seconds: the delay before each retry, done by the broker (a TTL queue).
+    """
+
+    max_retries: int = -1
+    retry_delay_seconds: float = 5
+
+    def __post_init__(self) -> None:
+        if self.max_retries < -1:
+            raise ConfigurationError("max_retries must be -1 (forever), 0 or more")
+        if self.retry_delay_seconds < 0:
+            raise ConfigurationError("retry_delay_seconds must not be negative")
+
+
+#: Bodies larger than this are dead-lettered unread (``QueueConfig.max_body_size``).
+DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+
+
+@dataclass(slots=True, frozen=True)
+class QueueConfig:
+    """How a work queue is declared and consumed.
+
+    :param prefetch_count: deliveries in flight at once; also the handler concurrency.
+    :param durable: declare the work, delay and dead-letter queues durable.
+    :param max_body_size: larger bodies are dead-lettered without being parsed.
+    :param grace_timeout: seconds that in-flight handlers get to finish on shutdown.
+    """
+
+    prefetch_count: int = 10
+    durable: bool = True
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    grace_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.prefetch_count < 1:
+            raise ConfigurationError("prefetch_count must be 1 or more")
+        if self.max_body_size < 1:
+            raise ConfigurationError("max_body_size must be 1 or more")
+        if self.grace_timeout < 0:
+            raise ConfigurationError("grace_timeout must not be negative")
+
+
+@dataclass(slots=True, frozen=True)
+class ConsumeChannel:
+    """A queue to consume, and the exchange it is bound to.
+
+    :param url: the broker's URL (``amqp://`` or ``amqps://``).
+    :param queue_name: the work queue; declared if it does not exist.
+    :param exchange_name: bind the queue to this exchange; ``None`` binds nothing.
+    :param exchange_type: declare the exchange with this type (durable); ``None`` with a name
+        means the exchange must already exist. Accepts :class:`ExchangeType`, a string or any
+        enum whose value is one (aio-pika's ``ExchangeType``).
+    :param queue_config: this queue's settings; default: the one given to
+        ``build_event_dependencies``.
+    :param binding_keys: routing keys to bind with; default ``""`` for fanout/headers and the
+        queue name for direct/topic.
+    """
+
+    url: str
+    queue_name: str
+    exchange_name: str | None = None
+    exchange_type: ExchangeType | str | enum.Enum | None = None
+    queue_config: QueueConfig | None = None
+    binding_keys: tuple[str, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not self.queue_name:
+            raise ConfigurationError("queue_name must not be empty")
+        object.__setattr__(self, "exchange_type", coerce_exchange_type(self.exchange_type))
+        if self.binding_keys is not None:
+            object.__setattr__(self, "binding_keys", tuple(self.binding_keys))
+
+    def routing_keys(self) -> tuple[str, ...]:
+        """The routing keys the queue is bound with."""
+        if self.binding_keys is not None:
+            return self.binding_keys
+        if self.exchange_type in (ExchangeType.DIRECT, ExchangeType.TOPIC):
+            return (self.queue_name,)
+        return ("",)
+
+
+@dataclass(slots=True, frozen=True)
+class QueueResponse:
+    """The body of a reply to a ``reply_to`` request: ``{"data": ...}`` or ``{"error": ...}``."""
+
+    data: Any = None
+    error: dict[str, str] | None = None
+
+    @classmethod
+    def failure(cls, error_type: str, message: str) -> QueueResponse:
+        """A reply that tells the caller its request failed for good."""
+        return cls(error={"type": error_type, "message": message})
+
+    def to_bytes(self) -> bytes:
+        """The JSON body."""
+        if self.error is not None:
+            return orjson.dumps({"error": self.error})
+        return orjson.dumps({"data": self.data})

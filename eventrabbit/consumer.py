@@ -1,0 +1,234 @@
+"""The hot path: delivery → decode → dispatch → ack, for one queue on one channel.
+
+Theory of operation
+-------------------
+- **At-least-once.** A delivery is acked only after its handler returned and, for a request
+  with ``reply_to``, after the reply was confirmed. A failure is acked only after its retry
+  copy or dead letter was confirmed (see :mod:`eventrabbit.failures`). Anything that goes
+  wrong before the ack leaves the delivery unacked, and the broker redelivers it when the
+  channel closes: a message may be handled twice, never lost. Handlers should be idempotent.
+- **Concurrency.** aiormq already runs each delivery's callback in its own task, so the
+  callback *is* the unit of work: no further task is spawned. The channel's prefetch count
+  bounds how many run at once; their order of completion is not their order of arrival.
+- **Stopping.** :meth:`QueueConsumer.stop` cancels the broker consumer (no new deliveries),
+  lets in-flight handlers finish within a grace time and ack, then closes the channel — which
+  cancels whatever still runs, leaving those deliveries unacked for redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import aiormq
+import aiormq.abc
+from aiormq.abc import DeliveredMessage
+
+from . import envelope
+from .common import QueueConfig, QueueResponse, RetryConfig
+from .errors import EventRabbitError, InvalidMessage
+from .failures import (
+    ERROR_HEADER,
+    QUEUE_HEADER,
+    RETRY_COUNT_HEADER,
+    Retry,
+    copy_headers,
+    decide,
+    describe,
+)
+from .publisher import event_properties, publish_confirmed
+from .registry import Handler
+from .topology import DEFAULT_EXCHANGE, dead_letter_queue_name, delay_queue_name
+
+log = logging.getLogger(__name__)
+
+_decode = envelope.decode
+# Errors of a channel or connection that is gone: the delivery stays unacked and comes back.
+_CHANNEL_GONE = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+)
+
+
+class QueueConsumer:
+    """Consumes one queue on one channel and dispatches to the handlers."""
+
+    def __init__(
+        self,
+        channel: aiormq.abc.AbstractChannel,
+        queue: str,
+        handlers: dict[str, Handler],
+        config: QueueConfig,
+        retry: RetryConfig,
+    ) -> None:
+        self.channel = channel
+        self.queue = queue
+        self._handlers = handlers
+        self._config = config
+        self._retry = retry
+        self._max_body = config.max_body_size
+        self._delay_queue = delay_queue_name(queue)
+        self._dead_letter_queue = dead_letter_queue_name(queue)
+        self._consumer_tag: str | None = None
+        self._stopping = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        #: Set when the broker cancels the consumer (queue deleted, failover).
+        self.cancelled_by_broker = asyncio.Event()
+
+    async def start(self) -> None:
+        """Set the prefetch count and start the broker consumer."""
+        self.channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
+        await self.channel.basic_qos(prefetch_count=self._config.prefetch_count)
+        ok = await self.channel.basic_consume(self.queue, self.on_message)
+        self._consumer_tag = ok.consumer_tag
+
+    def _on_broker_cancel(self, _: Any) -> None:
+        self.cancelled_by_broker.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries being handled now."""
+        return self._in_flight
+
+    async def on_message(self, message: DeliveredMessage) -> None:
+        """aiormq's consumer callback, one task per delivery."""
+        if self._stopping:
+            return  # not handled and not acked: redelivered after the channel closes
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            await self._handle(message)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _handle(self, message: DeliveredMessage) -> None:
+        body = message.body
+        try:
+            if len(body) > self._max_body:
+                raise InvalidMessage(
+                    f"body of {len(body)} bytes exceeds max_body_size ({self._max_body})"
+                )
+            action, data = _decode(body)
+            handler = self._handlers.get(action)
+            if handler is None:
+                raise InvalidMessage(f"no handler for action {action!r}")
+            misfit = handler.misfit(data)
+            if misfit is not None:
+                raise InvalidMessage(misfit)
+            result = await handler.func(**data)
+            reply_to = message.header.properties.reply_to
+            if reply_to:
+                await self._reply(message, reply_to, QueueResponse(data=result))
+        except Exception as exc:  # noqa: BLE001 — every handler failure is retried or dead-lettered
+            await self._fail(message, exc)
+            return
+        await self._ack(message)
+
+    async def _reply(
+        self, message: DeliveredMessage, reply_to: str, response: QueueResponse
+    ) -> None:
+        properties = event_properties(correlation_id=message.header.properties.correlation_id)
+        await publish_confirmed(
+            self.channel,
+            response.to_bytes(),
+            exchange=DEFAULT_EXCHANGE,
+            routing_key=reply_to,
+            properties=properties,
+        )
+
+    async def _fail(self, message: DeliveredMessage, exc: Exception) -> None:
+        properties = message.header.properties
+        decision = decide(properties.headers, exc, self._retry)
+        message_id = properties.message_id
+        try:
+            if isinstance(decision, Retry):
+                log.warning(
+                    "retry %d of message %s on queue %r in %s s: %s",
+                    decision.attempt,
+                    message_id,
+                    self.queue,
+                    self._retry.retry_delay_seconds,
+                    describe(exc),
+                )
+                headers = copy_headers(properties.headers, {RETRY_COUNT_HEADER: decision.attempt})
+                await self._republish(message, self._delay_queue, headers)
+            else:
+                log.error(
+                    "dead-lettering message %s on queue %r after %d retries: %s",
+                    message_id,
+                    self.queue,
+                    decision.retries,
+                    decision.reason,
+                )
+                headers = copy_headers(
+                    properties.headers,
+                    {
+                        ERROR_HEADER: decision.reason,
+                        RETRY_COUNT_HEADER: decision.retries,
+                        QUEUE_HEADER: self.queue,
+                    },
+                )
+                await self._republish(message, self._dead_letter_queue, headers)
+                if properties.reply_to:
+                    error = QueueResponse.failure(type(exc).__name__, decision.reason)
+                    await self._reply(message, properties.reply_to, error)
+        except (EventRabbitError, *_CHANNEL_GONE) as publish_exc:
+            log.error(
+                "message %s on queue %r left unacked for redelivery: %s",
+                message_id,
+                self.queue,
+                publish_exc,
+            )
+            return
+        await self._ack(message)
+
+    async def _republish(
+        self, message: DeliveredMessage, queue: str, headers: dict[str, Any]
+    ) -> None:
+        properties = copy.copy(message.header.properties)
+        properties.headers = headers
+        await publish_confirmed(
+            self.channel,
+            message.body,
+            exchange=DEFAULT_EXCHANGE,
+            routing_key=queue,
+            properties=properties,
+        )
+
+    async def _ack(self, message: DeliveredMessage) -> None:
+        try:
+            await self.channel.basic_ack(message.delivery.delivery_tag, wait=False)  # type: ignore[union-attr,arg-type]
+        except _CHANNEL_GONE as exc:
+            # The broker requeued the delivery when the channel died; it comes back.
+            log.info(
+                "ack of a delivery on a closed channel of queue %r skipped: %s", self.queue, exc
+            )
+
+    async def stop(self, grace_timeout: float) -> None:
+        """Stop taking deliveries, let in-flight handlers finish and ack, close the channel."""
+        self._stopping = True
+        if self._consumer_tag is not None and not self.channel.is_closed:
+            try:
+                await self.channel.basic_cancel(self._consumer_tag)
+            except _CHANNEL_GONE as exc:
+                log.debug("basic.cancel on queue %r failed: %s", self.queue, exc)
+        try:
+            async with asyncio.timeout(grace_timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning(
+                "%d handler(s) on queue %r still running after %s s; cancelled, their "
+                "messages will be redelivered",
+                self._in_flight,
+                self.queue,
+                grace_timeout,
+            )
+        if not self.channel.is_closed:
+            await self.channel.close()

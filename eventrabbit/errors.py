@@ -1,0 +1,89 @@
+"""Exceptions raised by eventrabbit.
+
+Every exception derives from :class:`EventRabbitError`, with a builtin mixed in where it
+means something::
+
+    EventRabbitError
+    ├── ConfigurationError (ValueError)      a handler, config or channel that cannot work
+    │   └── DuplicateHandlerError            two handlers for one action on one ``events``
+    ├── TopologyError                        a queue or exchange that cannot be set up as asked
+    ├── BrokerUnavailable (ConnectionError)  no connection to the broker could be made
+    ├── PublishError                         the broker did not take a message
+    │   ├── UnroutableError                  ``mandatory=True`` and no queue received it
+    │   └── PublishTimeout (TimeoutError)    no confirm came within the timeout
+    └── InvalidMessage                       a body eventrabbit cannot handle (dead-lettered)
+
+Messages never contain a password: URLs are censored before they are formatted.
+"""
+
+from __future__ import annotations
+
+
+class EventRabbitError(Exception):
+    """The root of every exception eventrabbit raises."""
+
+
+class ConfigurationError(EventRabbitError, ValueError):
+    """A handler, configuration value or channel that cannot work as given."""
+
+
+class DuplicateHandlerError(ConfigurationError):
+    """A second handler was registered for an action that already has one."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"action {action!r} already has a handler; one action maps to one handler")
+        self.action = action
+
+
+class TopologyError(EventRabbitError):
+    """A queue or exchange could not be declared or bound as asked.
+
+    This is a programming or deployment error (for example a queue that already exists with
+    other arguments), so ``consume`` raises it instead of retrying.
+    """
+
+    def __init__(self, message: str, *, queue: str | None = None, exchange: str | None = None):
+        super().__init__(message)
+        self.queue = queue
+        self.exchange = exchange
+
+
+class BrokerUnavailable(EventRabbitError, ConnectionError):
+    """No connection to the broker could be opened."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url  # always censored
+
+
+class PublishError(EventRabbitError):
+    """The broker did not take a published message (nack, missing exchange, lost channel)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exchange: str = "",
+        routing_key: str = "",
+        message_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.message_id = message_id
+
+
+class UnroutableError(PublishError):
+    """A ``mandatory=True`` publish reached no queue."""
+
+
+class PublishTimeout(PublishError, TimeoutError):
+    """The broker's confirm did not arrive within the publish timeout."""
+
+
+class InvalidMessage(EventRabbitError):
+    """A body that is not a valid event; the reason goes into ``x-eventrabbit-error``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,260 @@
+"""Confirmed publishing: every publish returns only after the broker took the message.
+
+The :class:`Publisher` of an ``events`` owns one connection and one confirm-mode channel. It
+opens them on the first publish, closes the connection after ``idle_timeout`` seconds without a
+publish (never while one is in flight) and reopens it on the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aiormq
+import aiormq.abc
+from pamqp import commands as spec
+
+from . import envelope
+from .connection import censor, open_connection
+from .errors import PublishError, PublishTimeout, UnroutableError
+
+log = logging.getLogger(__name__)
+
+#: The content type of every body eventrabbit publishes.
+JSON_CONTENT_TYPE = "application/json"
+#: AMQP delivery mode 2: the broker writes the message to disk on durable queues.
+PERSISTENT = 2
+#: Seconds a publish waits for the broker's confirm by default.
+DEFAULT_PUBLISH_TIMEOUT = 10.0
+
+
+def event_properties(
+    *, headers: dict[str, Any] | None = None, correlation_id: str | None = None
+) -> spec.Basic.Properties:
+    """Properties of a new message: JSON, persistent, a unique id and the current time."""
+    return spec.Basic.Properties(
+        content_type=JSON_CONTENT_TYPE,
+        delivery_mode=PERSISTENT,
+        message_id=uuid.uuid4().hex,
+        timestamp=datetime.now(tz=UTC),
+        headers=headers,
+        correlation_id=correlation_id,
+    )
+
+
+async def publish_confirmed(
+    channel: aiormq.abc.AbstractChannel,
+    body: bytes,
+    *,
+    exchange: str,
+    routing_key: str,
+    properties: spec.Basic.Properties,
+    mandatory: bool = False,
+    confirm_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+) -> bool:
+    """Publish on a confirm-mode channel and wait for the confirm.
+
+    :returns: ``False`` when the broker returned the message as unroutable (``mandatory``).
+    :raises PublishError: nack, missing exchange or lost channel.
+    :raises PublishTimeout: no confirm within ``confirm_timeout`` seconds.
+    """
+    message_id = properties.message_id
+    try:
+        await channel.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=mandatory,
+            timeout=confirm_timeout,
+        )
+    except aiormq.exceptions.PublishError:
+        return False  # returned: no queue is bound that matches
+    except TimeoutError:
+        raise PublishTimeout(
+            f"no confirm for the message to exchange {exchange!r} within {confirm_timeout} s",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        raise PublishError(
+            f"exchange {exchange!r} does not exist; declare it (or consume a ConsumeChannel "
+            "that declares it) before publishing",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    except aiormq.exceptions.DeliveryError:
+        raise PublishError(
+            f"the broker refused (nacked) the message to exchange {exchange!r}",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+        raise PublishError(
+            f"the message to exchange {exchange!r} was not confirmed: {type(exc).__name__}: {exc}",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    return True
+
+
+class Publisher:
+    """Publishes events on a connection of its own, closed when idle."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        idle_timeout: float | None = 300,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+    ) -> None:
+        self.url = url
+        self.idle_timeout = idle_timeout
+        self.publish_timeout = publish_timeout
+        #: Events that reached no queue since start (warned about, not raised).
+        self.unroutable_count = 0
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+        self._in_flight = 0
+        self._last_used = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the publishing connection is open now."""
+        return self._connection is not None and not self._connection.is_closed
+
+    async def publish_event(
+        self,
+        exchange: str,
+        action: str,
+        data: Any,
+        *,
+        routing_key: str = "",
+        mandatory: bool = False,
+        headers: dict[str, Any] | None = None,
+    ) -> str:
+        """Publish ``{"action": action, "data": data}``; returns the message id.
+
+        :raises PublishError: the broker did not take it (see :func:`publish_confirmed`).
+        :raises UnroutableError: ``mandatory`` and no queue received it.
+        """
+        properties = event_properties(headers=headers)
+        message_id = str(properties.message_id)
+        await self.publish(
+            envelope.encode(action, data),
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=mandatory,
+        )
+        return message_id
+
+    async def publish(
+        self,
+        body: bytes,
+        *,
+        exchange: str,
+        routing_key: str,
+        properties: spec.Basic.Properties,
+        mandatory: bool = False,
+    ) -> None:
+        """Publish a raw body with a confirm; see :meth:`publish_event`."""
+        self._in_flight += 1
+        try:
+            channel = await self._ready_channel()
+            # Always mandatory on the wire, so unroutable events are noticed and counted.
+            routed = await publish_confirmed(
+                channel,
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+                confirm_timeout=self.publish_timeout,
+            )
+        finally:
+            self._in_flight -= 1
+            self._last_used = asyncio.get_running_loop().time()
+        if not routed:
+            self._unroutable(exchange, routing_key, properties.message_id, mandatory)
+
+    def _unroutable(
+        self, exchange: str, routing_key: str, message_id: str | None, mandatory: bool
+    ) -> None:
+        self.unroutable_count += 1
+        if mandatory:
+            raise UnroutableError(
+                f"no queue is bound to exchange {exchange!r} for routing key {routing_key!r}",
+                exchange=exchange,
+                routing_key=routing_key,
+                message_id=message_id,
+            )
+        log.warning(
+            "event %s to exchange %r with routing key %r reached no queue",
+            message_id,
+            exchange,
+            routing_key,
+        )
+
+    async def _ready_channel(self) -> aiormq.abc.AbstractChannel:
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self._lock:
+            if self._channel is None or self._channel.is_closed:
+                if not self.connected:
+                    self._connection = await open_connection(self.url)
+                    log.info("publisher connected to %s", censor(self.url))
+                    self._arm_idle_timer()
+                assert self._connection is not None
+                self._channel = await self._connection.channel(publisher_confirms=True)
+            return self._channel
+
+    def _arm_idle_timer(self, delay: float | None = None) -> None:
+        if self.idle_timeout is None or self.idle_timeout <= 0:
+            return
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(delay or self.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle_timer = None
+        assert self.idle_timeout is not None
+        idle_for = asyncio.get_running_loop().time() - self._last_used
+        if self._in_flight or idle_for < self.idle_timeout:
+            self._arm_idle_timer(max(self.idle_timeout - idle_for, 0.05))
+            return
+        log.debug("closing the idle publisher connection to %s", censor(self.url))
+        # Detach now, so a publish that starts before the close finishes opens a new one.
+        task = asyncio.get_running_loop().create_task(self._close_connection(self._detach()))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _detach(self) -> aiormq.abc.AbstractConnection | None:
+        connection, self._connection, self._channel = self._connection, None, None
+        return connection
+
+    @staticmethod
+    async def _close_connection(connection: aiormq.abc.AbstractConnection | None) -> None:
+        if connection is not None and not connection.is_closed:
+            await connection.close()
+
+    async def close(self) -> None:
+        """Close the publishing connection (the next publish would reopen it)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        await self._close_connection(self._detach())
+        if self._closing:
+            await asyncio.gather(*self._closing)

@@ -1,0 +1,174 @@
+"""Handlers and the decorators that register them.
+
+Everything about a handler that dispatch needs — which ``data`` keys it accepts and requires —
+is computed once, at decoration time, so the hot path does no signature inspection.
+``@events.consumer``, ``@events.producer`` and ``@events.function`` are one decorator factory
+with two independent parts: *register* the function for an action, and *publish* its result.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from .errors import ConfigurationError, DuplicateHandlerError
+from .publisher import Publisher
+
+P = ParamSpec("P")
+R = TypeVar("R")
+AsyncFunction = Callable[P, Awaitable[R]]
+HandlerFunction = Callable[..., Awaitable[Any]]
+
+
+@dataclass(slots=True, frozen=True)
+class Handler:
+    """A registered handler and the ``data`` keys it can take.
+
+    :param accepted: keyword names it accepts; ``None`` when it takes ``**kwargs``.
+    :param required: keyword names without a default.
+    """
+
+    action: str
+    func: HandlerFunction
+    accepted: frozenset[str] | None
+    required: frozenset[str]
+
+    @classmethod
+    def of(cls, action: str, func: HandlerFunction) -> Handler:
+        """Inspect ``func`` once and record what it accepts."""
+        accepted: set[str] = set()
+        required: set[str] = set()
+        takes_any = False
+        for param in inspect.signature(func).parameters.values():
+            if param.kind is param.VAR_KEYWORD:
+                takes_any = True
+            elif param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                accepted.add(param.name)
+                if param.default is param.empty:
+                    required.add(param.name)
+            elif param.kind is param.POSITIONAL_ONLY and param.default is param.empty:
+                raise ConfigurationError(
+                    f"handler for {action!r} has positional-only parameter {param.name!r}; "
+                    "event data is passed by keyword"
+                )
+        return cls(action, func, None if takes_any else frozenset(accepted), frozenset(required))
+
+    def misfit(self, data: dict[str, Any]) -> str | None:
+        """Why ``data`` cannot be passed as keyword arguments, or ``None`` if it can."""
+        keys = data.keys()
+        if self.accepted is not None and not keys <= self.accepted:
+            unknown = ", ".join(sorted(keys - self.accepted))
+            return f"data does not fit handler {self.action!r}: unexpected keys {unknown}"
+        if not self.required <= keys:
+            missing = ", ".join(sorted(self.required - keys))
+            return f"data does not fit handler {self.action!r}: missing keys {missing}"
+        return None
+
+
+class Registry:
+    """The action table: one handler per action."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+
+    def add(self, handler: Handler) -> None:
+        """Register ``handler``.
+
+        :raises DuplicateHandlerError: the action has a handler already.
+        """
+        if handler.action in self.handlers:
+            raise DuplicateHandlerError(handler.action)
+        self.handlers[handler.action] = handler
+
+
+@dataclass(slots=True, frozen=True)
+class Destination:
+    """Where a result is published, and as which action."""
+
+    exchange_name: str
+    action: str
+    key: str = ""
+    mandatory: bool = False
+
+
+class Events:
+    """The decorators of one service: ``@events.consumer``, ``.producer`` and ``.function``.
+
+    Made by :func:`eventrabbit.build_event_dependencies`; its publisher is shared by every
+    producer and function it decorates.
+    """
+
+    def __init__(self, registry: Registry, publisher: Publisher) -> None:
+        self.registry = registry
+        self.publisher = publisher
+
+    def consumer(self, action: str) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
+        """Handle events of ``action``; ``data``'s keys are the function's keyword arguments."""
+        return self._decorator(action, None)
+
+    def producer(
+        self, exchange_name: str, action: str, key: str | None = None, *, mandatory: bool = False
+    ) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
+        """Publish the function's return value as ``{"action": action, "data": result}``.
+
+        The call returns once the broker confirmed the event. ``mandatory=True`` raises
+        :class:`~eventrabbit.errors.UnroutableError` when no queue receives it.
+        """
+        return self._decorator(None, Destination(exchange_name, action, key or "", mandatory))
+
+    def function(
+        self,
+        action: str,
+        exchange_name: str,
+        action_reply: str | None = None,
+        key: str | None = None,
+        *,
+        mandatory: bool = False,
+    ) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
+        """Handle ``action`` and publish the result as ``action_reply`` (default: ``action``)."""
+        reply = Destination(exchange_name, action_reply or action, key or "", mandatory)
+        return self._decorator(action, reply)
+
+    async def publish(
+        self, exchange_name: str, action: str, data: Any, key: str = "", *, mandatory: bool = False
+    ) -> str:
+        """Publish one event without a decorator; returns its message id."""
+        return await self.publisher.publish_event(
+            exchange_name, action, data, routing_key=key, mandatory=mandatory
+        )
+
+    def _decorator(
+        self, action: str | None, destination: Destination | None
+    ) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
+        def decorate(func: AsyncFunction[P, R]) -> AsyncFunction[P, R]:
+            if not inspect.iscoroutinefunction(func):
+                raise ConfigurationError(f"{func!r} must be an async function (async def)")
+            wrapped = func if destination is None else self._publishing(func, destination)
+            if action is not None:
+                # inspect.signature follows functools.wraps, so a wrapper keeps func's fit.
+                self.registry.add(Handler.of(action, wrapped))
+            return wrapped
+
+        return decorate
+
+    def _publishing(
+        self, func: AsyncFunction[P, R], destination: Destination
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        publish_event = self.publisher.publish_event
+
+        @functools.wraps(func)
+        async def publish_result(*args: P.args, **kwargs: P.kwargs) -> R:
+            result = await func(*args, **kwargs)
+            await publish_event(
+                destination.exchange_name,
+                destination.action,
+                result,
+                routing_key=destination.key,
+                mandatory=destination.mandatory,
+            )
+            return result
+
+        return publish_result

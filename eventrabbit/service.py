@@ -1,0 +1,128 @@
+"""The ``handle`` of a service: runs consumers, keeps them running, and shuts them down.
+
+``consume`` is a loop around one :class:`~eventrabbit.consumer.QueueConsumer`: connect (the
+connection shared per URL), open a channel, declare the topology, consume, and wait until the
+channel is lost or the broker cancels the consumer — then back off and do it again. Only a
+topology error (a programming error) or cancellation ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiormq
+import aiormq.abc
+
+from .common import ConsumeChannel, QueueConfig, RetryConfig
+from .connection import ConnectionPool, backoff, censor, check_url
+from .consumer import QueueConsumer
+from .errors import BrokerUnavailable
+from .publisher import Publisher
+from .registry import Registry
+from .topology import declare
+
+log = logging.getLogger(__name__)
+
+# Faults that a reconnect can cure; anything else is a bug and propagates.
+_RECOVERABLE = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    BrokerUnavailable,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class Handle:
+    """Consumes queues for the handlers registered on the matching ``events``."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        publisher: Publisher,
+        *,
+        retry_config: RetryConfig,
+        queue_config: QueueConfig,
+    ) -> None:
+        self.registry = registry
+        self.publisher = publisher
+        self.retry_config = retry_config
+        self.queue_config = queue_config
+        self._pool = ConnectionPool()
+        self._consumers: set[QueueConsumer] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def consume(self, channel: ConsumeChannel) -> None:
+        """Consume ``channel``'s queue until cancelled; reconnects on any broker fault.
+
+        Cancelling it stops gracefully: no new deliveries, in-flight handlers finish (within
+        ``QueueConfig.grace_timeout``) and are acked, the channel closes.
+
+        :raises TopologyError: the queue or exchange cannot be set up as asked.
+        """
+        check_url(channel.url)
+        config = channel.queue_config or self.queue_config
+        delays = backoff()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            while True:
+                try:
+                    await self._consume_once(channel, config)
+                    delays = backoff()
+                except _RECOVERABLE as exc:
+                    log.warning(
+                        "consumer of queue %r on %s lost: %s; reconnecting",
+                        channel.queue_name,
+                        censor(channel.url),
+                        exc,
+                    )
+                await asyncio.sleep(next(delays))
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _consume_once(self, target: ConsumeChannel, config: QueueConfig) -> None:
+        connection = await self._pool.get(target.url)
+        channel = await connection.channel(publisher_confirms=True)
+        consumer = QueueConsumer(
+            channel, target.queue_name, self.registry.handlers, config, self.retry_config
+        )
+        try:
+            await declare(channel, target, config, self.retry_config)
+            await consumer.start()
+            self._consumers.add(consumer)
+            log.info("consuming queue %r on %s", target.queue_name, censor(target.url))
+            await _until_lost(channel, consumer)
+        finally:
+            self._consumers.discard(consumer)
+            # Runs on cancellation too: the graceful stop of this queue.
+            await consumer.stop(config.grace_timeout)
+        if consumer.cancelled_by_broker.is_set():
+            log.warning("the broker cancelled the consumer of queue %r", target.queue_name)
+
+    async def close(self) -> None:
+        """Stop every ``consume`` of this handle gracefully, then close all its connections."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._pool.close()
+        await self.publisher.close()
+
+
+async def _until_lost(channel: aiormq.abc.AbstractChannel, consumer: QueueConsumer) -> None:
+    """Return when the broker cancels the consumer; raise when the channel closes."""
+    closing = channel.closing  # an observer of its own; cancelling it closes nothing
+    cancelled = asyncio.ensure_future(consumer.cancelled_by_broker.wait())
+    try:
+        await asyncio.wait([closing, cancelled], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        cancelled.cancel()
+        if not closing.done():
+            closing.cancel()
+    if closing.done() and not closing.cancelled():
+        raise closing.exception() or aiormq.exceptions.ChannelInvalidStateError("channel closed")
