@@ -81,6 +81,11 @@ class ConnectionPool:
                 log.info("connected to %s", censor(url))
             return connection
 
+    @property
+    def open_count(self) -> int:
+        """How many of the connections are open."""
+        return sum(not c.is_closed for c in self._connections.values())
+
     async def close(self) -> None:
         """Close every connection."""
         connections, self._connections = list(self._connections.values()), {}

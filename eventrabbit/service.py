@@ -54,6 +54,11 @@ class Handle:
         self._consumers: set[QueueConsumer] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def connection_count(self) -> int:
+        """Open consumer connections: one per distinct URL being consumed."""
+        return self._pool.open_count
+
     async def consume(self, channel: ConsumeChannel) -> None:
         """Consume ``channel``'s queue until cancelled; reconnects on any broker fault.
 
