@@ -6,14 +6,17 @@ and the publisher) and ``handle`` (which consumes queues).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .common import (
     ConsumeChannel,
     ExchangeType,
     QueueConfig,
     QueueResponse,
+    ReconnectConfig,
     RetryConfig,
 )
-from .connection import check_url
+from .connection import as_urls
 from .errors import (
     BrokerUnavailable,
     ConfigurationError,
@@ -43,6 +46,7 @@ __all__ = [
     "PublishTimeout",
     "QueueConfig",
     "QueueResponse",
+    "ReconnectConfig",
     "RetryConfig",
     "TopologyError",
     "UnroutableError",
@@ -51,25 +55,28 @@ __all__ = [
 
 
 def build_event_dependencies(
-    url: str,
+    url: str | Sequence[str],
     idle_timeout: float | None = 300,
     retry_config: RetryConfig | None = None,
     queue_config: QueueConfig | None = None,
     *,
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+    reconnect: ReconnectConfig | None = None,
 ) -> tuple[Events, Handle]:
     """Make the decorators and the consumer of one service.
 
-    :param url: the broker for publishing (``amqp://`` or ``amqps://``); each
-        :class:`ConsumeChannel` names its own.
+    :param url: the broker for publishing (``amqp://`` or ``amqps://``), or a list of a
+        cluster's node URLs; each :class:`ConsumeChannel` names its own.
     :param idle_timeout: close the publishing connection after this many seconds without a
         publish; ``None`` or ``0`` keeps it open.
     :param retry_config: how failing handlers are retried (default: forever, every 5 s).
     :param queue_config: the default settings of every consumed queue.
-    :param publish_timeout: seconds a publish waits for the broker's confirm.
+    :param publish_timeout: seconds a publish may take in all: waiting for a connection,
+        sending again after a lost connection, and the broker's confirm.
+    :param reconnect: the backoff between a consumer's reconnect attempts.
     :raises ConfigurationError: a URL that is not ``amqp://`` or ``amqps://``.
     """
-    check_url(url)
+    as_urls(url)
     registry = Registry()
     publisher = Publisher(url, idle_timeout=idle_timeout, publish_timeout=publish_timeout)
     events = Events(registry, publisher)
@@ -78,5 +85,6 @@ def build_event_dependencies(
         publisher,
         retry_config=retry_config or RetryConfig(),
         queue_config=queue_config or QueueConfig(),
+        reconnect=reconnect or ReconnectConfig(),
     )
     return events, handle

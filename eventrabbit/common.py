@@ -6,6 +6,7 @@ The seed API imports :class:`ConsumeChannel` from this module, so it keeps that 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,25 @@ class RetryConfig:
             raise ConfigurationError("retry_delay_seconds must not be negative")
 
 
+@dataclass(slots=True, frozen=True)
+class ReconnectConfig:
+    """How consumers wait between reconnect attempts: exponential backoff with jitter.
+
+    :param initial_delay: the first delay, in seconds.
+    :param max_delay: the ceiling the delays double up to.
+    """
+
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.initial_delay <= 0 or self.max_delay < self.initial_delay:
+            raise ConfigurationError("need 0 < initial_delay <= max_delay")
+
+
+#: Queue types ``QueueConfig.queue_type`` accepts.
+QUEUE_TYPES = frozenset({"classic", "quorum"})
+
 #: Bodies larger than this are dead-lettered unread (``QueueConfig.max_body_size``).
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 
@@ -70,12 +90,19 @@ class QueueConfig:
     :param durable: declare the work, delay and dead-letter queues durable.
     :param max_body_size: larger bodies are dead-lettered without being parsed.
     :param grace_timeout: seconds that in-flight handlers get to finish on shutdown.
+    :param queue_type: ``None`` declares queues without a type (classic, and any existing
+        queue is reused as is); ``"classic"`` or ``"quorum"`` declares the work, delay and
+        dead-letter queues with that ``x-queue-type``.
+    :param delivery_limit: quorum queues only: deliveries before the broker gives up on a
+        message (``x-delivery-limit``); such messages go to the dead-letter queue.
     """
 
     prefetch_count: int = 10
     durable: bool = True
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     grace_timeout: float = 10.0
+    queue_type: str | None = None
+    delivery_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.prefetch_count < 1:
@@ -84,13 +111,22 @@ class QueueConfig:
             raise ConfigurationError("max_body_size must be 1 or more")
         if self.grace_timeout < 0:
             raise ConfigurationError("grace_timeout must not be negative")
+        if self.queue_type is not None and self.queue_type not in QUEUE_TYPES:
+            raise ConfigurationError(f"queue_type must be one of {sorted(QUEUE_TYPES)}")
+        if self.queue_type == "quorum" and not self.durable:
+            raise ConfigurationError("quorum queues are always durable; leave durable=True")
+        if self.delivery_limit is not None and (
+            self.queue_type != "quorum" or self.delivery_limit < 1
+        ):
+            raise ConfigurationError("delivery_limit needs queue_type='quorum' and is 1 or more")
 
 
 @dataclass(slots=True, frozen=True)
 class ConsumeChannel:
     """A queue to consume, and the exchange it is bound to.
 
-    :param url: the broker's URL (``amqp://`` or ``amqps://``).
+    :param url: the broker's URL (``amqp://`` or ``amqps://``), or a list of the URLs of a
+        cluster's nodes: the first that answers is used, the next on loss.
     :param queue_name: the work queue; declared if it does not exist.
     :param exchange_name: bind the queue to this exchange; ``None`` binds nothing.
     :param exchange_type: declare the exchange with this type (durable); ``None`` with a name
@@ -102,7 +138,7 @@ class ConsumeChannel:
         queue name for direct/topic.
     """
 
-    url: str
+    url: str | Sequence[str]
     queue_name: str
     exchange_name: str | None = None
     exchange_type: ExchangeType | str | enum.Enum | None = None
@@ -112,9 +148,16 @@ class ConsumeChannel:
     def __post_init__(self) -> None:
         if not self.queue_name:
             raise ConfigurationError("queue_name must not be empty")
+        if not isinstance(self.url, str):
+            object.__setattr__(self, "url", tuple(self.url))
         object.__setattr__(self, "exchange_type", coerce_exchange_type(self.exchange_type))
         if self.binding_keys is not None:
             object.__setattr__(self, "binding_keys", tuple(self.binding_keys))
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The broker URLs, in the order they are tried."""
+        return (self.url,) if isinstance(self.url, str) else tuple(self.url)
 
     def routing_keys(self) -> tuple[str, ...]:
         """The routing keys the queue is bound with."""

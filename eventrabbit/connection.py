@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import aiormq
 import aiormq.abc
@@ -46,6 +46,19 @@ def check_url(url: str) -> None:
         raise ConfigurationError(f"broker URL {censor(url)!r} must start with amqp:// or amqps://")
 
 
+def as_urls(url: str | Sequence[str]) -> tuple[str, ...]:
+    """One URL or a cluster's list of them, checked, as a tuple.
+
+    :raises ConfigurationError: an empty list or a URL that is not amqp:// or amqps://.
+    """
+    urls = (url,) if isinstance(url, str) else tuple(url)
+    if not urls:
+        raise ConfigurationError("give at least one broker URL")
+    for one in urls:
+        check_url(one)
+    return urls
+
+
 async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
     """Open one AMQP connection.
 
@@ -60,25 +73,59 @@ async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
         raise BrokerUnavailable(f"cannot connect to {safe}: {reason}", url=safe) from None
 
 
+class Endpoints:
+    """The URLs of one broker or cluster, tried in turn.
+
+    Each connect starts at the node after the one used last, so a connection lost with its
+    node moves on to the next node instead of waiting for the dead one.
+    """
+
+    def __init__(self, url: str | Sequence[str]) -> None:
+        self.urls = as_urls(url)
+        self._start = 0
+
+    def __str__(self) -> str:
+        return ", ".join(censor(url) for url in self.urls)
+
+    async def connect(self) -> aiormq.abc.AbstractConnection:
+        """Connect to the first node that answers.
+
+        :raises BrokerUnavailable: none did.
+        """
+        errors: list[str] = []
+        count = len(self.urls)
+        for offset in range(count):
+            index = (self._start + offset) % count
+            try:
+                connection = await open_connection(self.urls[index])
+            except BrokerUnavailable as exc:
+                errors.append(str(exc))
+                continue
+            self._start = (index + 1) % count
+            log.info("connected to %s", censor(self.urls[index]))
+            return connection
+        raise BrokerUnavailable("; ".join(errors), url=str(self))
+
+
 class ConnectionPool:
-    """One open connection per URL, reopened on demand after it is lost."""
+    """One open connection per broker (URL or URL list), reopened on demand after a loss."""
 
     def __init__(self) -> None:
-        self._connections: dict[str, aiormq.abc.AbstractConnection] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._connections: dict[tuple[str, ...], aiormq.abc.AbstractConnection] = {}
+        self._endpoints: dict[tuple[str, ...], Endpoints] = {}
+        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
 
-    async def get(self, url: str) -> aiormq.abc.AbstractConnection:
-        """The open connection for ``url``, opening it if there is none."""
-        connection = self._connections.get(url)
+    async def get(self, urls: tuple[str, ...]) -> aiormq.abc.AbstractConnection:
+        """The open connection to ``urls``, opening one if there is none."""
+        connection = self._connections.get(urls)
         if connection is not None and not connection.is_closed:
             return connection
-        lock = self._locks.setdefault(url, asyncio.Lock())
-        async with lock:
-            connection = self._connections.get(url)
+        async with self._locks.setdefault(urls, asyncio.Lock()):
+            connection = self._connections.get(urls)
             if connection is None or connection.is_closed:
-                connection = await open_connection(url)
-                self._connections[url] = connection
-                log.info("connected to %s", censor(url))
+                endpoints = self._endpoints.setdefault(urls, Endpoints(urls))
+                connection = await endpoints.connect()
+                self._connections[urls] = connection
             return connection
 
     @property
@@ -94,7 +141,7 @@ class ConnectionPool:
                 await connection.close()
 
 
-def backoff(initial: float = 0.5, maximum: float = 30.0) -> Iterator[float]:
+def backoff(initial: float, maximum: float) -> Iterator[float]:
     """Exponential delays with jitter.
 
     Each is ``uniform(c / 2, c)`` where ``c = min(maximum, initial * 2**n)``.

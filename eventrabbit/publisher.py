@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +19,8 @@ import aiormq.abc
 from pamqp import commands as spec
 
 from . import envelope
-from .connection import censor, open_connection
-from .errors import PublishError, PublishTimeout, UnroutableError
+from .connection import Endpoints, backoff
+from .errors import BrokerUnavailable, PublishError, PublishTimeout, UnroutableError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,12 @@ log = logging.getLogger(__name__)
 JSON_CONTENT_TYPE = "application/json"
 #: AMQP delivery mode 2: the broker writes the message to disk on durable queues.
 PERSISTENT = 2
-#: Seconds a publish waits for the broker's confirm by default.
+#: Seconds a publish may take by default, waiting for a connection and re-sends included.
 DEFAULT_PUBLISH_TIMEOUT = 10.0
+
+
+class ChannelLost(PublishError):
+    """The channel or connection closed before the broker confirmed; sending again may work."""
 
 
 def event_properties(
@@ -95,8 +100,20 @@ async def publish_confirmed(
             routing_key=routing_key,
             message_id=message_id,
         ) from None
+    except asyncio.CancelledError:
+        # aiormq cancels pending confirms when the connection dies; only a cancellation of
+        # this task itself is a real cancellation.
+        task = asyncio.current_task()
+        if task is None or task.cancelling() or not channel.is_closed:
+            raise
+        raise ChannelLost(
+            f"the channel closed before the message to exchange {exchange!r} was confirmed",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
     except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-        raise PublishError(
+        raise ChannelLost(
             f"the message to exchange {exchange!r} was not confirmed: {type(exc).__name__}: {exc}",
             exchange=exchange,
             routing_key=routing_key,
@@ -106,16 +123,22 @@ async def publish_confirmed(
 
 
 class Publisher:
-    """Publishes events on a connection of its own, closed when idle."""
+    """Publishes events on a connection of its own, closed when idle.
+
+    A publish has ``publish_timeout`` seconds in all. Within them it waits for a connection
+    (during an outage, with backoff) and sends again — with the same ``message_id`` — a message
+    whose confirm was lost with its connection. It returns only when the broker confirmed, and
+    raises :class:`PublishError` or :class:`PublishTimeout` otherwise.
+    """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         idle_timeout: float | None = 300,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
     ) -> None:
-        self.url = url
+        self.endpoints = Endpoints(url)
         self.idle_timeout = idle_timeout
         self.publish_timeout = publish_timeout
         #: Events that reached no queue since start (warned about, not raised).
@@ -169,24 +192,63 @@ class Publisher:
         mandatory: bool = False,
     ) -> None:
         """Publish a raw body with a confirm; see :meth:`publish_event`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        delays = backoff(0.1, 2.0)
         self._in_flight += 1
         try:
-            channel = await self._ready_channel()
-            # Always mandatory on the wire, so unroutable events are noticed and counted.
-            routed = await publish_confirmed(
-                channel,
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                properties=properties,
-                mandatory=True,
-                confirm_timeout=self.publish_timeout,
-            )
+            while True:
+                try:
+                    routed = await self._publish_once(
+                        body, exchange, routing_key, properties, deadline
+                    )
+                    break
+                except (BrokerUnavailable, ChannelLost) as exc:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise PublishTimeout(
+                            f"the message to exchange {exchange!r} was not published within "
+                            f"{self.publish_timeout} s: {exc}",
+                            exchange=exchange,
+                            routing_key=routing_key,
+                            message_id=properties.message_id,
+                        ) from None
+                    log.warning("publish to exchange %r failed, sending again: %s", exchange, exc)
+                    await asyncio.sleep(min(next(delays), remaining))
         finally:
             self._in_flight -= 1
-            self._last_used = asyncio.get_running_loop().time()
+            self._last_used = loop.time()
         if not routed:
             self._unroutable(exchange, routing_key, properties.message_id, mandatory)
+
+    async def _publish_once(
+        self,
+        body: bytes,
+        exchange: str,
+        routing_key: str,
+        properties: spec.Basic.Properties,
+        deadline: float,
+    ) -> bool:
+        try:
+            async with asyncio.timeout_at(deadline):
+                channel = await self._ready_channel()
+        except TimeoutError:
+            raise PublishTimeout(
+                f"no connection to {self.endpoints} within {self.publish_timeout} s",
+                exchange=exchange,
+                routing_key=routing_key,
+                message_id=properties.message_id,
+            ) from None
+        # Always mandatory on the wire, so unroutable events are noticed and counted.
+        return await publish_confirmed(
+            channel,
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=True,
+            confirm_timeout=max(deadline - asyncio.get_running_loop().time(), 0.001),
+        )
 
     def _unroutable(
         self, exchange: str, routing_key: str, message_id: str | None, mandatory: bool
@@ -213,8 +275,7 @@ class Publisher:
         async with self._lock:
             if self._channel is None or self._channel.is_closed:
                 if not self.connected:
-                    self._connection = await open_connection(self.url)
-                    log.info("publisher connected to %s", censor(self.url))
+                    self._connection = await self.endpoints.connect()
                     self._arm_idle_timer()
                 assert self._connection is not None
                 self._channel = await self._connection.channel(publisher_confirms=True)
@@ -235,7 +296,7 @@ class Publisher:
         if self._in_flight or idle_for < self.idle_timeout:
             self._arm_idle_timer(max(self.idle_timeout - idle_for, 0.05))
             return
-        log.debug("closing the idle publisher connection to %s", censor(self.url))
+        log.debug("closing the idle publisher connection to %s", self.endpoints)
         # Detach now, so a publish that starts before the close finishes opens a new one.
         task = asyncio.get_running_loop().create_task(self._close_connection(self._detach()))
         self._closing.add(task)

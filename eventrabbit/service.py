@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterator
 
 import aiormq
 import aiormq.abc
 
-from .common import ConsumeChannel, QueueConfig, RetryConfig
-from .connection import ConnectionPool, backoff, censor, check_url
+from .common import ConsumeChannel, QueueConfig, ReconnectConfig, RetryConfig
+from .connection import ConnectionPool, as_urls, backoff, censor
 from .consumer import QueueConsumer
 from .errors import BrokerUnavailable
 from .publisher import Publisher
@@ -45,14 +46,16 @@ class Handle:
         *,
         retry_config: RetryConfig,
         queue_config: QueueConfig,
+        reconnect: ReconnectConfig,
     ) -> None:
         self.registry = registry
         self.publisher = publisher
         self.retry_config = retry_config
         self.queue_config = queue_config
+        self.reconnect = reconnect
         self._pool = ConnectionPool()
-        self._consumers: set[QueueConsumer] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._grace_override: float | None = None
 
     @property
     def connection_count(self) -> int:
@@ -67,22 +70,26 @@ class Handle:
 
         :raises TopologyError: the queue or exchange cannot be set up as asked.
         """
-        check_url(channel.url)
+        urls = as_urls(channel.url)
         config = channel.queue_config or self.queue_config
-        delays = backoff()
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        delays = self._delays()
+
+        def reset_backoff() -> None:
+            nonlocal delays
+            delays = self._delays()
+
         try:
             while True:
                 try:
-                    await self._consume_once(channel, config)
-                    delays = backoff()
+                    await self._consume_once(channel, urls, config, reset_backoff)
                 except _RECOVERABLE as exc:
                     log.warning(
                         "consumer of queue %r on %s lost: %s; reconnecting",
                         channel.queue_name,
-                        censor(channel.url),
+                        ", ".join(censor(url) for url in urls),
                         exc,
                     )
                 await asyncio.sleep(next(delays))
@@ -90,8 +97,17 @@ class Handle:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _consume_once(self, target: ConsumeChannel, config: QueueConfig) -> None:
-        connection = await self._pool.get(target.url)
+    def _delays(self) -> Iterator[float]:
+        return backoff(self.reconnect.initial_delay, self.reconnect.max_delay)
+
+    async def _consume_once(
+        self,
+        target: ConsumeChannel,
+        urls: tuple[str, ...],
+        config: QueueConfig,
+        on_started: Callable[[], None],
+    ) -> None:
+        connection = await self._pool.get(urls)
         channel = await connection.channel(publisher_confirms=True)
         consumer = QueueConsumer(
             channel, target.queue_name, self.registry.handlers, config, self.retry_config
@@ -99,18 +115,23 @@ class Handle:
         try:
             await declare(channel, target, config, self.retry_config)
             await consumer.start()
-            self._consumers.add(consumer)
-            log.info("consuming queue %r on %s", target.queue_name, censor(target.url))
+            on_started()
+            log.info("consuming queue %r", target.queue_name)
             await _until_lost(channel, consumer)
         finally:
-            self._consumers.discard(consumer)
             # Runs on cancellation too: the graceful stop of this queue.
-            await consumer.stop(config.grace_timeout)
+            grace = self._grace_override
+            await consumer.stop(config.grace_timeout if grace is None else grace)
         if consumer.cancelled_by_broker.is_set():
             log.warning("the broker cancelled the consumer of queue %r", target.queue_name)
 
-    async def close(self) -> None:
-        """Stop every ``consume`` of this handle gracefully, then close all its connections."""
+    async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (a grace time)
+        """Stop every ``consume`` of this handle gracefully, then close all its connections.
+
+        :param timeout: the grace time in-flight handlers get; default: each queue's
+            ``QueueConfig.grace_timeout``.
+        """
+        self._grace_override = timeout
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -38,18 +38,44 @@ def dead_letter_queue_name(queue: str) -> str:
     return queue + DEAD_LETTER_SUFFIX
 
 
-def work_queue_arguments() -> dict[str, Any]:
-    """Work queues get no ``x-`` arguments, so queues declared plain elsewhere are reused."""
-    return {}
+def _type_arguments(config: QueueConfig | None) -> dict[str, Any]:
+    if config is None or config.queue_type is None:
+        return {}
+    return {"x-queue-type": config.queue_type}
 
 
-def delay_queue_arguments(queue: str, delay_seconds: float) -> dict[str, Any]:
+def work_queue_arguments(queue: str, config: QueueConfig | None = None) -> dict[str, Any]:
+    """Only what was asked for, so queues declared plain elsewhere are reused as they are.
+
+    A quorum queue with a ``delivery_limit`` dead-letters what exceeds it into ``queue.dlq``
+    (without a dead-letter target RabbitMQ would drop those messages).
+    """
+    arguments = _type_arguments(config)
+    if config is not None and config.delivery_limit is not None:
+        arguments["x-delivery-limit"] = config.delivery_limit
+        arguments["x-dead-letter-exchange"] = DEFAULT_EXCHANGE
+        arguments["x-dead-letter-routing-key"] = dead_letter_queue_name(queue)
+    return arguments
+
+
+def delay_queue_arguments(
+    queue: str, delay_seconds: float, config: QueueConfig | None = None
+) -> dict[str, Any]:
     """A TTL queue that dead-letters into ``queue`` through the default exchange."""
-    return {
-        "x-message-ttl": int(delay_seconds * 1000),
-        "x-dead-letter-exchange": DEFAULT_EXCHANGE,
-        "x-dead-letter-routing-key": queue,
-    }
+    arguments = _type_arguments(config)
+    arguments["x-message-ttl"] = int(delay_seconds * 1000)
+    arguments["x-dead-letter-exchange"] = DEFAULT_EXCHANGE
+    arguments["x-dead-letter-routing-key"] = queue
+    if arguments.get("x-queue-type") == "quorum":
+        # Quorum queues dead-letter at-most-once unless told otherwise.
+        arguments["x-dead-letter-strategy"] = "at-least-once"
+        arguments["x-overflow"] = "reject-publish"
+    return arguments
+
+
+def dead_letter_queue_arguments(config: QueueConfig | None = None) -> dict[str, Any]:
+    """The dead-letter queue is a plain queue of the configured type."""
+    return _type_arguments(config)
 
 
 async def declare(
@@ -68,11 +94,12 @@ async def declare(
     exchange = target.exchange_name
     if exchange:
         await _declare_exchange(channel, exchange, target.exchange_type)
-    await _declare_queue(channel, queue, config.durable, work_queue_arguments())
+    await _declare_queue(channel, queue, config.durable, work_queue_arguments(queue, config))
     if retry.max_retries != 0:
-        delay = delay_queue_arguments(queue, retry.retry_delay_seconds)
+        delay = delay_queue_arguments(queue, retry.retry_delay_seconds, config)
         await _declare_queue(channel, delay_queue_name(queue), config.durable, delay)
-    await _declare_queue(channel, dead_letter_queue_name(queue), config.durable, None)
+    dead_letters = dead_letter_queue_arguments(config)
+    await _declare_queue(channel, dead_letter_queue_name(queue), config.durable, dead_letters)
     if exchange:
         for key in target.routing_keys():
             await channel.queue_bind(queue, exchange, routing_key=key)
