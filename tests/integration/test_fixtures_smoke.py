@@ -1,0 +1,112 @@
+"""The shared fixtures and helpers work against the real broker."""
+
+from __future__ import annotations
+
+import aiormq
+import aiormq.abc
+import pytest
+
+from tests.conftest import Names
+from tests.helpers import collect, get_one, publish_raw, queue_depth, wait_for
+
+Channel = aiormq.abc.AbstractChannel
+
+
+async def test_publish_get_one_and_queue_depth(amqp_channel: Channel, names: Names) -> None:
+    queue = names.queue()
+    assert queue.startswith("test.q.")
+    await amqp_channel.queue_declare(queue)
+    assert await queue_depth(amqp_channel, queue) == 0
+
+    await publish_raw(amqp_channel, b"one", queue, content_type="text/plain")
+    await publish_raw(amqp_channel, b"two", queue, headers={"k": "v"})
+    assert await queue_depth(amqp_channel, queue) == 2
+
+    first = await get_one(amqp_channel, queue)
+    assert first.body == b"one"
+    assert first.header.properties.content_type == "text/plain"
+    assert await queue_depth(amqp_channel, queue) == 1
+
+    second = await get_one(amqp_channel, queue)
+    assert second.body == b"two"
+    assert second.header.properties.headers == {"k": "v"}
+    assert await queue_depth(amqp_channel, queue) == 0
+
+
+async def test_publish_through_exchange_and_collect(amqp_channel: Channel, names: Names) -> None:
+    exchange, queue = names.exchange(), names.queue()
+    await amqp_channel.exchange_declare(exchange, exchange_type="topic")
+    await amqp_channel.queue_declare(queue)
+    await amqp_channel.queue_bind(queue, exchange, routing_key="order.*")
+
+    for i in range(5):
+        await publish_raw(amqp_channel, str(i).encode(), f"order.{i}", exchange=exchange)
+    await publish_raw(amqp_channel, b"unrouted", "invoice.1", exchange=exchange)
+
+    messages = await collect(amqp_channel, queue, 3)
+    assert [m.body for m in messages] == [b"0", b"1", b"2"]
+    assert [m.routing_key for m in messages] == ["order.0", "order.1", "order.2"]
+    # collect acked exactly its 3 messages and left the others ready.
+    assert await queue_depth(amqp_channel, queue) == 2
+    assert [m.body for m in await collect(amqp_channel, queue, 2)] == [b"3", b"4"]
+    assert await queue_depth(amqp_channel, queue) == 0
+
+
+async def test_timeouts_report_and_lose_nothing(amqp_channel: Channel, names: Names) -> None:
+    queue = names.queue()
+    await amqp_channel.queue_declare(queue)
+    with pytest.raises(AssertionError, match="no message arrived"):
+        await get_one(amqp_channel, queue, timeout=0.2)
+
+    await publish_raw(amqp_channel, b"only", queue)
+    with pytest.raises(AssertionError, match=r"expected 2 message.*1 arrived"):
+        await collect(amqp_channel, queue, 2, timeout=0.5)
+    # The message that did arrive was requeued, not acked.
+    assert await queue_depth(amqp_channel, queue) == 1
+    assert (await get_one(amqp_channel, queue)).body == b"only"
+
+    with pytest.raises(AssertionError, match="never"):
+        await wait_for(lambda: False, timeout=0.1, message="never")
+
+
+async def test_wait_for_accepts_async_predicates(amqp_channel: Channel, names: Names) -> None:
+    queue = names.queue()
+    await amqp_channel.queue_declare(queue)
+    await publish_raw(amqp_channel, b"x", queue)
+
+    async def has_message() -> int:
+        return await queue_depth(amqp_channel, queue)
+
+    assert await wait_for(has_message) == 1
+
+
+async def test_queue_depth_of_missing_queue_keeps_channel_usable(
+    amqp_channel: Channel, names: Names
+) -> None:
+    missing = names.queue()
+    with pytest.raises(aiormq.ChannelNotFoundEntity):
+        await queue_depth(amqp_channel, missing)
+    assert not amqp_channel.is_closed
+    await amqp_channel.queue_declare(missing)
+    assert await queue_depth(amqp_channel, missing) == 0
+
+
+async def test_names_deletes_what_it_handed_out(amqp_channel: Channel, broker_url: str) -> None:
+    names = Names()
+    # An exclusive queue of another, still open, connection cannot be deleted
+    # (405 closes the cleanup channel); cleanup must carry on past it.
+    locked = names.queue("locked")
+    await amqp_channel.queue_declare(locked, exclusive=True)
+    queue, exchange = names.queue("smoke"), names.exchange()
+    await amqp_channel.queue_declare(queue)
+    await amqp_channel.queue_declare(f"{queue}.dlq")
+    await amqp_channel.exchange_declare(exchange, exchange_type="fanout")
+
+    await names.delete_all(broker_url)
+
+    for name in (queue, f"{queue}.dlq"):
+        with pytest.raises(aiormq.ChannelNotFoundEntity):
+            await queue_depth(amqp_channel, name)
+    probe = await amqp_channel.connection.channel()
+    with pytest.raises(aiormq.ChannelNotFoundEntity):
+        await probe.exchange_declare(exchange, exchange_type="fanout", passive=True)
