@@ -25,11 +25,15 @@ from .errors import (
     InvalidMessage,
     PublishError,
     PublishTimeout,
+    RemoteError,
+    RPCError,
+    RPCTimeout,
     TopologyError,
     UnroutableError,
 )
 from .publisher import DEFAULT_PUBLISH_TIMEOUT, Publisher
 from .registry import Events, Registry
+from .rpc import RPCClient
 from .service import Handle
 
 __all__ = [
@@ -46,7 +50,10 @@ __all__ = [
     "PublishTimeout",
     "QueueConfig",
     "QueueResponse",
+    "RPCError",
+    "RPCTimeout",
     "ReconnectConfig",
+    "RemoteError",
     "RetryConfig",
     "TopologyError",
     "UnroutableError",
@@ -79,10 +86,9 @@ def build_event_dependencies(
     as_urls(url)
     registry = Registry()
     publisher = Publisher(url, idle_timeout=idle_timeout, publish_timeout=publish_timeout)
-    events = Events(registry, publisher)
+    events = Events(registry, publisher, RPCClient(url, publish_timeout=publish_timeout))
     handle = Handle(
-        registry,
-        publisher,
+        events,
         retry_config=retry_config or RetryConfig(),
         queue_config=queue_config or QueueConfig(),
         reconnect=reconnect or ReconnectConfig(),

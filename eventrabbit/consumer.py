@@ -177,7 +177,7 @@ class QueueConsumer:
                 )
                 await self._republish(message, self._dead_letter_queue, headers)
                 if properties.reply_to:
-                    error = QueueResponse.failure(type(exc).__name__, decision.reason)
+                    error = QueueResponse.failure(type(exc).__name__, str(exc))
                     await self._reply(message, properties.reply_to, error)
         except (EventRabbitError, *_CHANNEL_GONE) as publish_exc:
             log.error(

@@ -11,7 +11,10 @@ means something::
     ├── PublishError                         the broker did not take a message
     │   ├── UnroutableError                  ``mandatory=True`` and no queue received it
     │   └── PublishTimeout (TimeoutError)    no confirm came within the timeout
-    └── InvalidMessage                       a body eventrabbit cannot handle (dead-lettered)
+    ├── InvalidMessage                       a body eventrabbit cannot handle (dead-lettered)
+    └── RPCError                             an RPC call that returned no result
+        ├── RPCTimeout (TimeoutError)        no reply within the call's timeout
+        └── RemoteError                      the remote handler failed for good
 
 Messages never contain a password: URLs are censored before they are formatted.
 """
@@ -87,3 +90,24 @@ class InvalidMessage(EventRabbitError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RPCError(EventRabbitError):
+    """An RPC call that returned no result."""
+
+
+class RPCTimeout(RPCError, TimeoutError):
+    """No reply came within the call's timeout."""
+
+    def __init__(self, message: str, *, action: str) -> None:
+        super().__init__(message)
+        self.action = action
+
+
+class RemoteError(RPCError):
+    """The remote handler failed for good; ``type`` and ``message`` are what it reported."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.type = error_type
+        self.message = message

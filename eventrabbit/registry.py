@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from .errors import ConfigurationError, DuplicateHandlerError
 from .publisher import Publisher
+from .rpc import DEFAULT_CALL_TIMEOUT, RPCClient
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -101,9 +102,10 @@ class Events:
     producer and function it decorates.
     """
 
-    def __init__(self, registry: Registry, publisher: Publisher) -> None:
+    def __init__(self, registry: Registry, publisher: Publisher, rpc: RPCClient) -> None:
         self.registry = registry
         self.publisher = publisher
+        self.rpc = rpc
 
     def consumer(self, action: str) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
         """Handle events of ``action``; ``data``'s keys are the function's keyword arguments."""
@@ -139,6 +141,34 @@ class Events:
         return await self.publisher.publish_event(
             exchange_name, action, data, routing_key=key, mandatory=mandatory
         )
+
+    async def call(
+        self,
+        action: str,
+        data: Any,
+        *,
+        exchange_name: str = "",
+        key: str = "",
+        timeout: float = DEFAULT_CALL_TIMEOUT,  # noqa: ASYNC109 (the documented API)
+        expiration: float | None = None,
+    ) -> Any:
+        """Call a remote handler and return its result (RPC over direct reply-to).
+
+        See :meth:`eventrabbit.rpc.RPCClient.call` for the parameters and errors.
+        """
+        return await self.rpc.call(
+            action,
+            data,
+            exchange_name=exchange_name,
+            key=key,
+            timeout=timeout,
+            expiration=expiration,
+        )
+
+    async def close(self) -> None:
+        """Close the publishing and RPC connections (the next use reopens them)."""
+        await self.publisher.close()
+        await self.rpc.close()
 
     def _decorator(
         self, action: str | None, destination: Destination | None

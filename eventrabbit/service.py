@@ -19,8 +19,7 @@ from .common import ConsumeChannel, QueueConfig, ReconnectConfig, RetryConfig
 from .connection import ConnectionPool, as_urls, backoff, censor
 from .consumer import QueueConsumer
 from .errors import BrokerUnavailable
-from .publisher import Publisher
-from .registry import Registry
+from .registry import Events
 from .topology import declare
 
 log = logging.getLogger(__name__)
@@ -41,15 +40,14 @@ class Handle:
 
     def __init__(
         self,
-        registry: Registry,
-        publisher: Publisher,
+        events: Events,
         *,
         retry_config: RetryConfig,
         queue_config: QueueConfig,
         reconnect: ReconnectConfig,
     ) -> None:
-        self.registry = registry
-        self.publisher = publisher
+        self.events = events
+        self.registry = events.registry
         self.retry_config = retry_config
         self.queue_config = queue_config
         self.reconnect = reconnect
@@ -137,7 +135,7 @@ class Handle:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._pool.close()
-        await self.publisher.close()
+        await self.events.close()
 
 
 async def _until_lost(channel: aiormq.abc.AbstractChannel, consumer: QueueConsumer) -> None:

@@ -1,0 +1,159 @@
+"""RPC calls: publish a request with ``reply_to`` and wait for the handler's reply.
+
+Replies come through RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``): no reply queue is
+declared. The requests must be published on the channel that consumes the replies, so the
+client keeps one channel of its own, shared by every call in flight and told apart by
+``correlation_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import aiormq
+import aiormq.abc
+import orjson
+from aiormq.abc import DeliveredMessage
+
+from . import envelope
+from .connection import Endpoints
+from .errors import PublishError, RemoteError, RPCError, RPCTimeout, UnroutableError
+from .publisher import event_properties, publish_confirmed
+
+log = logging.getLogger(__name__)
+
+#: RabbitMQ's pseudo-queue for direct reply-to.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+#: Seconds a call waits for its reply by default.
+DEFAULT_CALL_TIMEOUT = 30.0
+
+
+class RPCClient:
+    """Makes RPC calls on a connection and channel of its own, opened on the first call."""
+
+    def __init__(self, url: str | Sequence[str], *, publish_timeout: float) -> None:
+        self.endpoints = Endpoints(url)
+        self.publish_timeout = publish_timeout
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+
+    @property
+    def pending(self) -> int:
+        """Calls waiting for their reply."""
+        return len(self._pending)
+
+    async def call(
+        self,
+        action: str,
+        data: Any,
+        *,
+        exchange_name: str = "",
+        key: str = "",
+        timeout: float = DEFAULT_CALL_TIMEOUT,  # noqa: ASYNC109 (the documented API)
+        expiration: float | None = None,
+    ) -> Any:
+        """Send a request and return the handler's result.
+
+        :param exchange_name: where to publish; ``""`` (the default exchange) with ``key`` =
+            the server's queue name reaches that queue directly.
+        :param timeout: seconds to wait for the reply.
+        :param expiration: seconds the request may wait in a queue before the broker drops it;
+            default ``timeout``, so a request nobody answers in time does not linger.
+        :raises RPCTimeout: no reply within ``timeout``.
+        :raises RemoteError: the handler failed for good; has ``type`` and ``message``.
+        :raises UnroutableError: no queue receives the request.
+        :raises PublishError: the broker did not take the request.
+        """
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        try:
+            async with asyncio.timeout(timeout):
+                await self._send(
+                    action, data, exchange_name, key, correlation_id, expiration or timeout
+                )
+                return await future
+        except TimeoutError:
+            raise RPCTimeout(f"no reply to {action!r} within {timeout} s", action=action) from None
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    async def _send(
+        self,
+        action: str,
+        data: Any,
+        exchange: str,
+        key: str,
+        correlation_id: str,
+        expiration: float,
+    ) -> None:
+        properties = event_properties(correlation_id=correlation_id)
+        properties.reply_to = DIRECT_REPLY_TO
+        properties.expiration = str(max(1, math.ceil(expiration * 1000)))
+        channel = await self._ready_channel()
+        routed = await publish_confirmed(
+            channel,
+            envelope.encode(action, data),
+            exchange=exchange,
+            routing_key=key,
+            properties=properties,
+            mandatory=True,
+            confirm_timeout=self.publish_timeout,
+        )
+        if not routed:
+            raise UnroutableError(
+                f"no queue receives {action!r} requests on exchange {exchange!r} with key {key!r}",
+                exchange=exchange,
+                routing_key=key,
+                message_id=properties.message_id,
+            )
+
+    async def _ready_channel(self) -> aiormq.abc.AbstractChannel:
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self._lock:
+            if self._channel is None or self._channel.is_closed:
+                if self._connection is None or self._connection.is_closed:
+                    self._connection = await self.endpoints.connect()
+                channel = await self._connection.channel(publisher_confirms=True)
+                await channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, no_ack=True)
+                channel.closing.add_done_callback(self._on_channel_closed)
+                self._channel = channel
+            return self._channel
+
+    async def _on_reply(self, message: DeliveredMessage) -> None:
+        future = self._pending.get(message.header.properties.correlation_id or "")
+        if future is None or future.done():
+            log.debug("reply for no pending call dropped")
+            return
+        try:
+            reply = orjson.loads(message.body)
+            if "error" in reply:
+                error = reply["error"]
+                future.set_exception(RemoteError(str(error["type"]), str(error["message"])))
+            else:
+                future.set_result(reply["data"])
+        except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
+            future.set_exception(RPCError(f"unreadable reply: {type(exc).__name__}: {exc}"))
+
+    def _on_channel_closed(self, _: asyncio.Future[Any]) -> None:
+        # Direct replies are bound to the channel: calls on a closed one can never complete.
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(
+                    PublishError("the RPC channel closed while the call waited for its reply")
+                )
+
+    async def close(self) -> None:
+        """Close the RPC connection; calls still waiting fail."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            await connection.close()
