@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for the broker to accept a connection before giving up on one attempt.
 CONNECT_TIMEOUT = 10.0
-_SCHEMES = frozenset({"amqp", "amqps"})
+_SCHEMES = frozenset({"amqp", "amqps", "memory"})
+#: The scheme of eventrabbit.testing's in-memory broker.
+MEMORY_SCHEME = "memory"
 
 
 def censor(url: str | URL) -> str:
@@ -36,14 +38,16 @@ def censor(url: str | URL) -> str:
 def check_url(url: str) -> None:
     """Refuse a URL aiormq cannot use, before any connection is tried.
 
-    :raises ConfigurationError: not an ``amqp://`` or ``amqps://`` URL.
+    :raises ConfigurationError: not an ``amqp://``, ``amqps://`` or ``memory://`` URL.
     """
     try:
         scheme = URL(url).scheme
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"not a broker URL: {exc}") from None
     if scheme not in _SCHEMES:
-        raise ConfigurationError(f"broker URL {censor(url)!r} must start with amqp:// or amqps://")
+        raise ConfigurationError(
+            f"broker URL {censor(url)!r} must start with amqp://, amqps:// or memory://"
+        )
 
 
 def as_urls(url: str | Sequence[str]) -> tuple[str, ...]:
@@ -64,6 +68,10 @@ async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
 
     :raises BrokerUnavailable: the broker did not accept it; the message names the censored URL.
     """
+    if url.startswith(MEMORY_SCHEME + ":"):
+        from .testing.transport import connect_memory  # only tests need it
+
+        return await connect_memory(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             return await aiormq.connect(url)
