@@ -143,7 +143,7 @@ class ConsumeChannel:
     exchange_name: str | None = None
     exchange_type: ExchangeType | str | enum.Enum | None = None
     queue_config: QueueConfig | None = None
-    binding_keys: tuple[str, ...] | None = field(default=None)
+    binding_keys: tuple[str, ...] | str | None = field(default=None)
 
     def __post_init__(self) -> None:
         if not self.queue_name:
@@ -151,7 +151,9 @@ class ConsumeChannel:
         if not isinstance(self.url, str):
             object.__setattr__(self, "url", tuple(self.url))
         object.__setattr__(self, "exchange_type", coerce_exchange_type(self.exchange_type))
-        if self.binding_keys is not None:
+        if isinstance(self.binding_keys, str):
+            object.__setattr__(self, "binding_keys", (self.binding_keys,))
+        elif self.binding_keys is not None:
             object.__setattr__(self, "binding_keys", tuple(self.binding_keys))
 
     @property
@@ -161,7 +163,7 @@ class ConsumeChannel:
 
     def routing_keys(self) -> tuple[str, ...]:
         """The routing keys the queue is bound with."""
-        if self.binding_keys is not None:
+        if isinstance(self.binding_keys, tuple):
             return self.binding_keys
         if self.exchange_type in (ExchangeType.DIRECT, ExchangeType.TOPIC):
             return (self.queue_name,)

@@ -38,15 +38,21 @@ def censor(url: str | URL) -> str:
 def check_url(url: str) -> None:
     """Refuse a URL aiormq cannot use, before any connection is tried.
 
-    :raises ConfigurationError: not an ``amqp://``, ``amqps://`` or ``memory://`` URL.
+    :raises ConfigurationError: not an ``amqp://``, ``amqps://`` or ``memory://`` URL, or one
+        without a host. The message never quotes the URL: a malformed one may not even be
+        recognisable as holding a password, so it cannot be censored reliably.
     """
     try:
-        scheme = URL(url).scheme
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"not a broker URL: {exc}") from None
-    if scheme not in _SCHEMES:
+        parsed = URL(url)
+    except (TypeError, ValueError):
+        raise ConfigurationError("not a valid broker URL (the URL is not shown)") from None
+    if parsed.scheme not in _SCHEMES:
         raise ConfigurationError(
-            f"broker URL {censor(url)!r} must start with amqp://, amqps:// or memory://"
+            "a broker URL must start with amqp://, amqps:// or memory:// (the URL is not shown)"
+        )
+    if parsed.scheme != MEMORY_SCHEME and not parsed.host:
+        raise ConfigurationError(
+            f"a broker URL must name a host, as in {parsed.scheme}://user:password@host:port/vhost"
         )
 
 

@@ -63,7 +63,7 @@ def delay_queue_arguments(
 ) -> dict[str, Any]:
     """A TTL queue that dead-letters into ``queue`` through the default exchange."""
     arguments = _type_arguments(config)
-    arguments["x-message-ttl"] = int(delay_seconds * 1000)
+    arguments["x-message-ttl"] = round(delay_seconds * 1000)
     arguments["x-dead-letter-exchange"] = DEFAULT_EXCHANGE
     arguments["x-dead-letter-routing-key"] = queue
     if arguments.get("x-queue-type") == "quorum":
