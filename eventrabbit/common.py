@@ -135,7 +135,7 @@ class ConsumeChannel:
     :param queue_config: this queue's settings; default: the one given to
         ``build_event_dependencies``.
     :param binding_keys: routing keys to bind with; default ``""`` for fanout/headers and the
-        queue name for direct/topic.
+        queue name for direct/topic and for an exchange named without a type.
     """
 
     url: str | Sequence[str]
@@ -165,9 +165,11 @@ class ConsumeChannel:
         """The routing keys the queue is bound with."""
         if isinstance(self.binding_keys, tuple):
             return self.binding_keys
-        if self.exchange_type in (ExchangeType.DIRECT, ExchangeType.TOPIC):
-            return (self.queue_name,)
-        return ("",)
+        if self.exchange_type in (ExchangeType.FANOUT, ExchangeType.HEADERS):
+            return ("",)
+        # Direct and topic route by key; an exchange of unknown type (named without one) is
+        # bound with the queue name too, which fanout and headers exchanges ignore anyway.
+        return (self.queue_name,)
 
 
 @dataclass(slots=True, frozen=True)

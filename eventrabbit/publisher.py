@@ -85,7 +85,16 @@ async def publish_confirmed(
             routing_key=routing_key,
             message_id=message_id,
         ) from None
-    except aiormq.exceptions.ChannelNotFoundEntity:
+    except aiormq.exceptions.ChannelNotFoundEntity as exc:
+        # The broker closes the whole channel: only the publish whose exchange it names is at
+        # fault; the others in flight on that channel are sent again.
+        if f"no exchange '{exchange}'" not in str(exc):
+            raise ChannelLost(
+                f"the channel closed before the message to exchange {exchange!r} was confirmed",
+                exchange=exchange,
+                routing_key=routing_key,
+                message_id=message_id,
+            ) from None
         raise PublishError(
             f"exchange {exchange!r} does not exist; declare it (or consume a ConsumeChannel "
             "that declares it) before publishing",

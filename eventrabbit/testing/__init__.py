@@ -1,0 +1,45 @@
+"""An in-memory RabbitMQ for testing eventrabbit services without a broker.
+
+Point a service at ``memory://`` (or ``memory://<name>``) and the same ``events`` and
+``handle`` run on a broker in this process: exchanges route as RabbitMQ's do (default,
+direct, fanout, topic, headers), consumers, producers, functions, ``reply_to``,
+``events.call``, retries through ``<queue>.delay`` and ``<queue>.dlq`` all work, and the test
+can publish raw bodies and look at what was published where::
+
+    from eventrabbit import build_event_dependencies
+    from eventrabbit.common import ConsumeChannel
+    from eventrabbit.testing import consuming, memory_broker
+
+    async def test_greeting() -> None:
+        with memory_broker() as broker:
+            events, handle = build_event_dependencies(broker.url)
+
+            @events.consumer("GREET")
+            async def greet(name: str) -> str:
+                return f"hello {name}"
+
+            async with consuming(handle, ConsumeChannel(broker.url, "greetings")):
+                assert await events.call("GREET", {"name": "Ada"}, key="greetings") == "hello Ada"
+
+Brokers are per process and per name: every connection to ``memory://orders`` shares one
+:class:`MemoryBroker` (:func:`get_broker`). :func:`memory_broker` hands out a fresh one per
+test; :func:`redirect_amqp` runs services built with an ``amqp://`` URL on it unchanged.
+"""
+
+from __future__ import annotations
+
+from .broker import MemoryBroker, forget_broker, get_broker
+from .helpers import consuming, memory_broker, redirect_amqp
+from .messages import Message
+from .routing import Binding
+
+__all__ = [
+    "Binding",
+    "MemoryBroker",
+    "Message",
+    "consuming",
+    "forget_broker",
+    "get_broker",
+    "memory_broker",
+    "redirect_amqp",
+]

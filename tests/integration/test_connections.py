@@ -1,0 +1,380 @@
+"""Connections: idle close of the publisher, URLs (amqps, vhost), and no password leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import aiormq
+import aiormq.abc
+import orjson
+import pytest
+from yarl import URL
+
+import eventrabbit
+from eventrabbit import ReconnectConfig, build_event_dependencies
+from eventrabbit.common import ConsumeChannel
+from eventrabbit.connection import open_connection
+from eventrabbit.registry import Events
+from eventrabbit.service import Handle
+from tests.conftest import Names
+from tests.helpers import collect, queue_depth, unique, wait_for
+
+Channel = aiormq.abc.AbstractChannel
+WRONG_PASSWORD = "wrongpass"
+TLS_PASSWORD = "s3cr3t"
+# Nothing listens there: the local broker has no TLS listener, port 1 is closed.
+TLS_URL = f"amqps://guest:{TLS_PASSWORD}@127.0.0.1:5671/"
+CLOSED_PORT_URL = f"amqp://guest:{WRONG_PASSWORD}@127.0.0.1:1/"
+WRONG_PASSWORD_URL = f"amqp://guest:{WRONG_PASSWORD}@localhost:5672/"
+
+
+async def consumer_count(channel: Channel, queue: str) -> int:
+    probe = await channel.connection.channel(publisher_confirms=False)
+    try:
+        ok = await probe.queue_declare(queue, passive=True)
+    except aiormq.ChannelNotFoundEntity:
+        return 0
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    assert ok.consumer_count is not None
+    return ok.consumer_count
+
+
+async def rabbitmqctl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "-q",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def named_connections(name: str) -> list[str]:
+    """Pids of the broker connections whose client named itself ``name``."""
+    out = await rabbitmqctl("list_connections", "--no-table-headers", "pid", "client_properties")
+    return [
+        line.split("\t")[0]
+        for line in out.splitlines()
+        if f'{{"connection_name","{name}"}}' in line
+    ]
+
+
+def exception_text(exc: BaseException) -> str:
+    """Everything a traceback or log line of ``exc`` can show, chained exceptions included."""
+    parts = ["".join(traceback.format_exception(exc))]
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts += [str(current), repr(current), repr(current.args)]
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)
+
+
+def record_text(record: logging.LogRecord) -> str:
+    parts = [record.getMessage()]
+    if record.exc_info and record.exc_info[1] is not None:
+        parts.append(exception_text(record.exc_info[1]))
+    if record.exc_text:
+        parts.append(record.exc_text)
+    return "\n".join(parts)
+
+
+class Services:
+    """``events, handle`` pairs and their consume tasks, all stopped at teardown."""
+
+    def __init__(self) -> None:
+        self.handles: list[Handle] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def build(self, url: str, **kwargs: Any) -> tuple[Events, Handle]:
+        events, handle = build_event_dependencies(url, **kwargs)
+        self.handles.append(handle)
+        return events, handle
+
+    def start(self, handle: Handle, target: ConsumeChannel) -> asyncio.Task[None]:
+        task = asyncio.create_task(handle.consume(target))
+        self.tasks.append(task)
+        return task
+
+    async def aclose(self) -> None:
+        async with asyncio.timeout(30):
+            for handle in self.handles:
+                await handle.close()
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def services(names: Names) -> AsyncIterator[Services]:
+    services = Services()
+    try:
+        yield services
+    finally:
+        await services.aclose()
+
+
+async def fanout_with_queue(channel: Channel, names: Names) -> tuple[str, str]:
+    exchange, queue = names.exchange(), names.queue()
+    await channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
+    await channel.queue_declare(queue, durable=True)
+    await channel.queue_bind(queue, exchange, routing_key="")
+    return exchange, queue
+
+
+# --------------------------------------------------------------------------- idle_timeout
+
+
+async def test_idle_publisher_connection_closes_and_reopens(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    connection_name = f"test-idle-{uuid.uuid4().hex[:8]}"
+    events, _ = services.build(f"{broker_url}?name={connection_name}", idle_timeout=0.5)
+    exchange, queue = await fanout_with_queue(amqp_channel, names)
+
+    @events.producer(exchange_name=exchange, action="TICK")
+    async def tick(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    async def seen_while_publishing() -> tuple[list[str], int]:
+        """List the broker's connections while publishing often enough to stay connected."""
+        sent = 0
+        listing = asyncio.ensure_future(named_connections(connection_name))
+        while not listing.done():
+            await tick(sent)
+            sent += 1
+            assert events.publisher.connected
+            await asyncio.wait([listing], timeout=0.1)
+        return listing.result(), sent
+
+    pids, sent = await seen_while_publishing()
+    assert len(pids) == 1
+
+    # No publishes now: within ~2 s the connection is closed, on our side and the broker's.
+    await wait_for(lambda: not events.publisher.connected, timeout=2.5, message="idle close")
+
+    async def closed_on_broker() -> bool:
+        return not await named_connections(connection_name)
+
+    await wait_for(closed_on_broker, timeout=5, message="the broker saw the connection close")
+
+    # The next publish reopens it (a new connection) and is delivered.
+    pids_again, more = await seen_while_publishing()
+    assert len(pids_again) == 1
+    assert pids_again != pids
+    messages = await collect(amqp_channel, queue, sent + more)
+    numbers = [orjson.loads(m.body)["data"]["n"] for m in messages]
+    assert numbers == [*range(sent), *range(more)]
+    assert await queue_depth(amqp_channel, queue) == 0
+
+
+async def test_publisher_connection_closed_by_broker_is_reopened(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    connection_name = f"test-killed-{uuid.uuid4().hex[:8]}"
+    events, _ = services.build(f"{broker_url}?name={connection_name}", idle_timeout=None)
+    exchange, queue = await fanout_with_queue(amqp_channel, names)
+
+    @events.producer(exchange_name=exchange, action="TICK")
+    async def tick(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    await tick(1)
+    [pid] = await named_connections(connection_name)
+    await rabbitmqctl("close_connection", pid, "test: publisher connection lost")
+    await wait_for(lambda: not events.publisher.connected, timeout=5, message="loss noticed")
+
+    assert await tick(2) == {"n": 2}
+    messages = await collect(amqp_channel, queue, 2)
+    assert [orjson.loads(m.body)["data"] for m in messages] == [{"n": 1}, {"n": 2}]
+    assert await named_connections(connection_name) not in ([], [pid])
+
+
+GAPS = (0.45, 0.28, 0.3, 0.32)
+
+
+async def test_idle_close_never_interrupts_a_publish(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    events, _ = services.build(broker_url, idle_timeout=0.3)
+    exchange, queue = await fanout_with_queue(amqp_channel, names)
+
+    @events.producer(exchange_name=exchange, action="TICK")
+    async def tick(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 1.5
+    sent = 0
+    reconnects = 0
+    while loop.time() < end:
+        # Bursts spaced around the idle timeout, so the idle check keeps firing close to
+        # the start of a publish; every fourth gap is long enough for a certain idle close.
+        was_connected = events.publisher.connected
+        await asyncio.gather(*(tick(sent + i) for i in range(5)))
+        reconnects += not was_connected
+        await asyncio.sleep(GAPS[(sent // 5) % len(GAPS)])
+        sent += 5
+
+    assert await queue_depth(amqp_channel, queue) == sent
+    messages = await collect(amqp_channel, queue, sent)
+    assert sorted(orjson.loads(m.body)["data"]["n"] for m in messages) == list(range(sent))
+    assert reconnects >= 2  # the first connect, and at least one after an idle close
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+async def test_amqps_url_accepted_and_failure_names_no_password(
+    services: Services, names: Names
+) -> None:
+    events, _ = services.build(TLS_URL, publish_timeout=0.5)
+    target = ConsumeChannel(url=TLS_URL, queue_name=names.queue())
+    assert target.url == TLS_URL
+
+    # The connection attempt itself: TLS to a port where nothing listens.
+    with pytest.raises(eventrabbit.BrokerUnavailable) as info:
+        await asyncio.wait_for(open_connection(TLS_URL), timeout=15)
+    assert isinstance(info.value, ConnectionError)
+    assert TLS_PASSWORD not in exception_text(info.value)
+    assert TLS_PASSWORD not in info.value.url
+    assert "amqps://guest:******@127.0.0.1:5671" in str(info.value)
+
+    # A publish through it fails in the caller (within publish_timeout), still censored.
+    with pytest.raises(eventrabbit.EventRabbitError) as published:
+        await asyncio.wait_for(events.publish(names.exchange(), "ANY", {}), timeout=15)
+    assert isinstance(published.value, eventrabbit.BrokerUnavailable | eventrabbit.PublishError)
+    assert TLS_PASSWORD not in exception_text(published.value)
+
+
+@pytest.mark.parametrize("url", [WRONG_PASSWORD_URL, CLOSED_PORT_URL, TLS_URL])
+async def test_no_password_in_logs_or_exceptions(
+    services: Services,
+    names: Names,
+    caplog: pytest.LogCaptureFixture,
+    url: str,
+) -> None:
+    password = URL(url).password
+    assert password
+    caplog.set_level(logging.DEBUG)
+    events, handle = services.build(
+        url, publish_timeout=0.5, reconnect=ReconnectConfig(initial_delay=0.05, max_delay=0.2)
+    )
+
+    @events.consumer(action="ANY")
+    async def anything() -> None:
+        return None
+
+    task = services.start(handle, ConsumeChannel(url=url, queue_name=names.queue()))
+
+    def reconnect_attempts() -> int:
+        return sum(
+            r.name.startswith("eventrabbit") and r.levelno >= logging.WARNING
+            for r in caplog.records
+        )
+
+    await wait_for(lambda: reconnect_attempts() >= 2, timeout=5, message="two failed attempts")
+    assert not task.done()  # it keeps retrying
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=5)
+
+    with pytest.raises(eventrabbit.EventRabbitError) as info:
+        await asyncio.wait_for(events.publish(names.exchange(), "ANY", {}), timeout=15)
+
+    assert password not in exception_text(info.value)
+    # The failures were logged, with the URL censored.
+    assert any(
+        "******" in r.getMessage() for r in caplog.records if r.name.startswith("eventrabbit")
+    )
+    leaks = [r for r in caplog.records if password in record_text(r)]
+    assert not leaks, [r.getMessage() for r in leaks]
+
+
+def test_eventrabbit_logger_has_no_handlers() -> None:
+    eventrabbit_loggers = [
+        logging.getLogger(name)
+        for name in ["eventrabbit", *logging.Logger.manager.loggerDict]
+        if name == "eventrabbit" or name.startswith("eventrabbit.")
+    ]
+    assert len(eventrabbit_loggers) > 1  # the package and its modules' loggers
+    for logger in eventrabbit_loggers:
+        assert logger.handlers == [], logger.name
+        assert logger.propagate, logger.name
+
+
+# --------------------------------------------------------------------------- vhost
+
+
+@pytest.fixture
+async def vhost() -> AsyncIterator[str]:
+    # A slash in the name: the URL must percent-encode it (%2F), per RabbitMQ's URI spec.
+    name = unique("vhost") + "/sub"
+    await rabbitmqctl("add_vhost", name)
+    try:
+        await rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield name
+    finally:
+        await rabbitmqctl("delete_vhost", name)
+
+
+async def test_vhost_in_url_is_honoured(
+    vhost: str, services: Services, amqp_channel: Channel, broker_url: str
+) -> None:
+    # ``vhost`` comes first, so it is deleted after the service stopped.
+    vhost_url = str(URL(broker_url).with_path("/" + quote(vhost, safe=""), encoded=True))
+    assert "%2F" in vhost_url
+    events, handle = services.build(vhost_url)
+    got: asyncio.Queue[int] = asyncio.Queue()
+
+    @events.consumer(action="PING")
+    async def ping(n: int) -> None:
+        await got.put(n)
+
+    queue, exchange = unique("vq"), unique("vex")
+    target = ConsumeChannel(
+        url=vhost_url, queue_name=queue, exchange_name=exchange, exchange_type="fanout"
+    )
+    task = services.start(handle, target)
+
+    connection = await aiormq.connect(vhost_url)
+    try:
+        in_vhost = await connection.channel()
+
+        async def ready() -> bool:
+            return task.done() or await consumer_count(in_vhost, queue) >= 1
+
+        await wait_for(ready, timeout=10, message=f"a consumer on {queue} in {vhost}")
+        assert not task.done()
+
+        # Published through the vhost's exchange by the service itself.
+        await events.publish(exchange, "PING", {"n": 1})
+        async with asyncio.timeout(5):
+            assert await got.get() == 1
+
+        # The queue, its companions and the exchange exist in the vhost ...
+        await in_vhost.queue_declare(queue, passive=True)
+        await in_vhost.queue_declare(f"{queue}.dlq", passive=True)
+        await in_vhost.exchange_declare(exchange, exchange_type="fanout", passive=True)
+        # ... and only there.
+        for name in (queue, f"{queue}.dlq"):
+            with pytest.raises(aiormq.ChannelNotFoundEntity):
+                await queue_depth(amqp_channel, name)
+        probe = await amqp_channel.connection.channel()
+        with pytest.raises(aiormq.ChannelNotFoundEntity):
+            await probe.exchange_declare(exchange, exchange_type="fanout", passive=True)
+    finally:
+        await connection.close()

@@ -1,0 +1,488 @@
+"""Consuming: dispatch, topology of ConsumeChannel, shared connections, concurrency, acks.
+
+Every clause is observed on the wire through the raw aiormq client (``amqp_channel``) or
+``rabbitmqctl``, never through eventrabbit's own view of itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import aiormq
+import aiormq.abc
+import orjson
+import pytest
+
+from eventrabbit import ExchangeType, QueueConfig, RetryConfig, build_event_dependencies
+from eventrabbit.common import ConsumeChannel
+from eventrabbit.registry import Events
+from eventrabbit.service import Handle
+from tests.conftest import Names
+from tests.helpers import get_one, publish_raw, queue_depth, wait_for
+
+Channel = aiormq.abc.AbstractChannel
+
+# --------------------------------------------------------------------------- local helpers
+
+
+def event(action: str, data: Any) -> bytes:
+    return orjson.dumps({"action": action, "data": data})
+
+
+async def consumer_count(channel: Channel, queue: str) -> int:
+    """Consumers of ``queue`` (0 if it does not exist), on a throwaway channel."""
+    probe = await channel.connection.channel(publisher_confirms=False)
+    try:
+        ok = await probe.queue_declare(queue, passive=True)
+    except aiormq.ChannelNotFoundEntity:
+        return 0
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    assert ok.consumer_count is not None
+    return ok.consumer_count
+
+
+async def routed(channel: Channel, exchange: str, routing_key: str, body: bytes) -> bool:
+    """Publish ``body`` mandatory; True if a queue took it, False if it came back."""
+    try:
+        confirm = await channel.basic_publish(
+            body, exchange=exchange, routing_key=routing_key, mandatory=True
+        )
+    except aiormq.exceptions.PublishError:
+        return False
+    assert isinstance(confirm, aiormq.spec.Basic.Ack), confirm
+    return True
+
+
+def depth_is(channel: Channel, queue: str, n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await queue_depth(channel, queue) == n
+
+    check.__qualname__ = f"depth of {queue} == {n}"
+    return check
+
+
+async def rabbitmqctl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "-q",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def named_connections(name: str) -> list[tuple[str, int]]:
+    """(pid, channel count) of the broker connections whose client named itself ``name``."""
+    out = await rabbitmqctl(
+        "list_connections", "--no-table-headers", "pid", "client_properties", "channels"
+    )
+    found = []
+    for line in out.splitlines():
+        pid, properties, channels = line.split("\t")
+        if f'{{"connection_name","{name}"}}' in properties:
+            found.append((pid, int(channels)))
+    return found
+
+
+async def assert_durable_queue(channel: Channel, queue: str) -> None:
+    """The broker holds ``queue`` as durable: an equivalent declare passes, a transient fails."""
+    probe = await channel.connection.channel(publisher_confirms=False)
+    await probe.queue_declare(queue, durable=True)
+    with pytest.raises(aiormq.ChannelPreconditionFailed):
+        await probe.queue_declare(queue, durable=False)
+
+
+async def assert_durable_exchange(channel: Channel, exchange: str, exchange_type: str) -> None:
+    """The broker holds ``exchange`` as a durable exchange of ``exchange_type``."""
+    probe = await channel.connection.channel(publisher_confirms=False)
+    await probe.exchange_declare(exchange, exchange_type=exchange_type, durable=True)
+    with pytest.raises(aiormq.ChannelPreconditionFailed):
+        await probe.exchange_declare(exchange, exchange_type=exchange_type, durable=False)
+
+
+class Services:
+    """Builds ``events, handle`` pairs and runs consumers; tears everything down."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.handles: list[Handle] = []
+        self.tasks: list[asyncio.Future[Any]] = []
+        self.gates: list[asyncio.Event] = []
+
+    def build(self, url: str | None = None, **kwargs: Any) -> tuple[Events, Handle]:
+        events, handle = build_event_dependencies(url or self.url, **kwargs)
+        self.handles.append(handle)
+        return events, handle
+
+    def gate(self) -> asyncio.Event:
+        """An event that teardown sets, so no handler blocks the close."""
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        return gate
+
+    def track(self, task: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        self.tasks.append(task)
+        return task
+
+    async def consume(
+        self, handle: Handle, target: ConsumeChannel, probe: Channel
+    ) -> asyncio.Future[Any]:
+        """Start ``handle.consume(target)`` and return once the queue has a consumer."""
+        task = self.track(asyncio.ensure_future(handle.consume(target)))
+        await until_consumed(task, probe, target.queue_name)
+        return task
+
+    async def aclose(self) -> None:
+        for gate in self.gates:
+            gate.set()
+        async with asyncio.timeout(30):
+            for handle in self.handles:
+                await handle.close()
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def until_consumed(task: asyncio.Future[Any], probe: Channel, queue: str) -> None:
+    async def ready() -> bool:
+        return task.done() or await consumer_count(probe, queue) >= 1
+
+    await wait_for(ready, timeout=10, message=f"a consumer on {queue}")
+    if task.done():
+        task.result()  # raises what ended consume
+        raise AssertionError("consume returned")
+
+
+@pytest.fixture
+async def services(broker_url: str, names: Names) -> AsyncIterator[Services]:
+    # Depends on ``names`` so that consumers stop before their queues are deleted.
+    services = Services(broker_url)
+    try:
+        yield services
+    finally:
+        await services.aclose()
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+async def test_consumer_gets_data_keys_as_kwargs(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    events, handle = services.build()
+    got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    @events.consumer(action="USER_CREATED")
+    async def on_user_created(user_id: int, name: str, tags: list[str] | None = None) -> None:
+        await got.put({"user_id": user_id, "name": name, "tags": tags})
+
+    queue = names.queue()
+    await services.consume(handle, ConsumeChannel(url=broker_url, queue_name=queue), amqp_channel)
+    data = {"user_id": 7, "name": "Ann", "tags": ["a", "b"]}
+    await publish_raw(amqp_channel, event("USER_CREATED", data), queue)
+
+    async with asyncio.timeout(5):
+        assert await got.get() == data
+    await assert_durable_queue(amqp_channel, queue)
+    await handle.close()
+    # An unacked delivery would be back in the queue once the consumer's channel closed.
+    assert await queue_depth(amqp_channel, queue) == 0
+    assert got.empty()
+
+
+EXCHANGE_TYPE_FORMS = {
+    "str": lambda t: t,
+    "eventrabbit": ExchangeType,
+    "aio_pika": aio_pika.ExchangeType,
+}
+
+
+@pytest.mark.parametrize("form", sorted(EXCHANGE_TYPE_FORMS))
+@pytest.mark.parametrize("exchange_type", ["fanout", "direct", "topic"])
+async def test_exchange_declared_durable_and_bound(
+    services: Services,
+    names: Names,
+    amqp_channel: Channel,
+    broker_url: str,
+    exchange_type: str,
+    form: str,
+) -> None:
+    events, handle = services.build()
+    got: asyncio.Queue[int] = asyncio.Queue()
+
+    @events.consumer(action="PING")
+    async def ping(n: int) -> None:
+        await got.put(n)
+
+    queue, exchange = names.queue(), names.exchange()
+    target = ConsumeChannel(
+        url=broker_url,
+        queue_name=queue,
+        exchange_name=exchange,
+        exchange_type=EXCHANGE_TYPE_FORMS[form](exchange_type),
+    )
+    await services.consume(handle, target, amqp_channel)
+
+    await assert_durable_exchange(amqp_channel, exchange, exchange_type)
+    await assert_durable_queue(amqp_channel, queue)
+    if exchange_type == "fanout":
+        assert await routed(amqp_channel, exchange, "any.key", event("PING", {"n": 1}))
+    else:
+        # Bound with the queue name as the key, and with nothing else.
+        assert await routed(amqp_channel, exchange, queue, event("PING", {"n": 1}))
+        assert not await routed(amqp_channel, exchange, "", event("PING", {"n": 2}))
+        assert not await routed(amqp_channel, exchange, "other", event("PING", {"n": 3}))
+    async with asyncio.timeout(5):
+        assert await got.get() == 1
+
+
+@pytest.mark.parametrize("exchange_type", ["direct", "topic"])
+async def test_explicit_binding_keys(
+    services: Services,
+    names: Names,
+    amqp_channel: Channel,
+    broker_url: str,
+    exchange_type: str,
+) -> None:
+    events, handle = services.build()
+    got: asyncio.Queue[int] = asyncio.Queue()
+
+    @events.consumer(action="PING")
+    async def ping(n: int) -> None:
+        await got.put(n)
+
+    queue, exchange = names.queue(), names.exchange()
+    keys = ("order.created", "invoice.#") if exchange_type == "topic" else ("k1", "k2")
+    target = ConsumeChannel(
+        url=broker_url,
+        queue_name=queue,
+        exchange_name=exchange,
+        exchange_type=exchange_type,
+        binding_keys=keys,
+    )
+    await services.consume(handle, target, amqp_channel)
+
+    for n, key in enumerate(keys):
+        routing_key = "invoice.a.b" if key == "invoice.#" else key
+        assert await routed(amqp_channel, exchange, routing_key, event("PING", {"n": n}))
+    # The explicit keys replace the queue-name default.
+    assert not await routed(amqp_channel, exchange, queue, event("PING", {"n": 99}))
+    async with asyncio.timeout(5):
+        assert sorted([await got.get() for _ in keys]) == list(range(len(keys)))
+
+
+async def test_exchange_type_without_exchange_name_binds_nothing(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    """The seed's ``tracker_info`` queue: a type, no exchange name."""
+    events, handle = services.build()
+    got: asyncio.Queue[str] = asyncio.Queue()
+
+    @events.consumer(action="TRACKERS_INFO")
+    async def trackers_info(b: str) -> None:
+        await got.put(b)
+
+    queue = names.queue("tracker_info")
+    target = ConsumeChannel(
+        url=broker_url, queue_name=queue, exchange_type=aio_pika.ExchangeType.DIRECT
+    )
+    await services.consume(handle, target, amqp_channel)
+
+    out = await rabbitmqctl(
+        "list_bindings", "--no-table-headers", "source_name", "destination_name", "routing_key"
+    )
+    bindings = [line.split("\t") for line in out.splitlines() if f"\t{queue}\t" in line]
+    assert bindings == [["", queue, queue]]  # only the default exchange's implicit binding
+    assert not await routed(amqp_channel, "amq.direct", queue, event("TRACKERS_INFO", {"b": "x"}))
+
+    await publish_raw(amqp_channel, event("TRACKERS_INFO", {"b": "12"}), queue)
+    async with asyncio.timeout(5):
+        assert await got.get() == "12"
+    await assert_durable_queue(amqp_channel, queue)
+
+
+# --------------------------------------------------------------------------- connections
+
+
+async def test_consumers_of_one_url_share_one_connection(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    connection_name = f"test-shared-{uuid.uuid4().hex[:8]}"
+    url = f"{broker_url}?name={connection_name}"
+    events, handle = services.build()
+    got: asyncio.Queue[str] = asyncio.Queue()
+
+    @events.consumer(action="PING")
+    async def ping(q: str) -> None:
+        await got.put(q)
+
+    first, second = names.queue(), names.queue()
+    exchange = names.exchange()
+    targets = [
+        ConsumeChannel(url=url, queue_name=first, exchange_name=exchange, exchange_type="fanout"),
+        ConsumeChannel(url=url, queue_name=second),
+    ]
+    task = services.track(asyncio.gather(*(handle.consume(t) for t in targets)))
+    await until_consumed(task, amqp_channel, first)
+    await until_consumed(task, amqp_channel, second)
+
+    assert handle.connection_count == 1
+    connections = await named_connections(connection_name)
+    assert len(connections) == 1, connections
+    assert connections[0][1] == 2  # a channel per queue
+    await publish_raw(amqp_channel, event("PING", {"q": "first"}), "", exchange=exchange)
+    await publish_raw(amqp_channel, event("PING", {"q": "second"}), second)
+    async with asyncio.timeout(5):
+        assert sorted([await got.get(), await got.get()]) == ["first", "second"]
+    assert not task.done()
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+async def test_handlers_run_concurrently_up_to_prefetch_count(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    events, handle = services.build(queue_config=QueueConfig(prefetch_count=3))
+    release = services.gate()
+    running = 0
+    most = 0
+    finished: list[int] = []
+    three_running = asyncio.Event()
+    more_than_three = asyncio.Event()
+
+    @events.consumer(action="WORK")
+    async def work(n: int) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        if running == 3:
+            three_running.set()
+        if running > 3:
+            more_than_three.set()
+        try:
+            await release.wait()
+        finally:
+            running -= 1
+        finished.append(n)
+
+    queue = names.queue()
+    await services.consume(handle, ConsumeChannel(url=broker_url, queue_name=queue), amqp_channel)
+    for n in range(10):
+        await publish_raw(amqp_channel, event("WORK", {"n": n}), queue)
+
+    await asyncio.wait_for(three_running.wait(), timeout=5)
+    assert await queue_depth(amqp_channel, queue) == 7
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(more_than_three.wait(), timeout=0.3)
+    assert running == 3
+    assert await queue_depth(amqp_channel, queue) == 7
+
+    release.set()
+    await wait_for(lambda: len(finished) == 10, timeout=5, message="all 10 handled")
+    assert most == 3
+    assert sorted(finished) == list(range(10))
+    await wait_for(depth_is(amqp_channel, queue, 0), timeout=5)
+
+
+async def test_message_unacked_while_handler_runs_comes_back_on_close(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    events, handle = services.build(queue_config=QueueConfig(grace_timeout=0.2))
+    started = asyncio.Event()
+    release = services.gate()
+
+    @events.consumer(action="SLOW")
+    async def slow() -> None:
+        started.set()
+        await release.wait()
+
+    queue = names.queue()
+    await services.consume(handle, ConsumeChannel(url=broker_url, queue_name=queue), amqp_channel)
+    await publish_raw(amqp_channel, event("SLOW", {}), queue)
+    await asyncio.wait_for(started.wait(), timeout=5)
+
+    assert await queue_depth(amqp_channel, queue) == 0  # delivered, not acked
+    await asyncio.wait_for(handle.close(), timeout=5)  # grace 0.2 s: the handler is cut off
+    message = await get_one(amqp_channel, queue, timeout=5)
+    assert message.delivery.redelivered  # type: ignore[union-attr]
+    assert orjson.loads(message.body) == {"action": "SLOW", "data": {}}
+
+
+async def test_message_unacked_while_handler_runs_redelivered_after_connection_loss(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    connection_name = f"test-lost-{uuid.uuid4().hex[:8]}"
+    events, handle = services.build()
+    started = asyncio.Event()
+    release = services.gate()
+    calls = 0
+
+    @events.consumer(action="SLOW")
+    async def slow() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            await release.wait()
+
+    queue = names.queue()
+    target = ConsumeChannel(url=f"{broker_url}?name={connection_name}", queue_name=queue)
+    task = await services.consume(handle, target, amqp_channel)
+    await publish_raw(amqp_channel, event("SLOW", {}), queue)
+    await asyncio.wait_for(started.wait(), timeout=5)
+    assert await queue_depth(amqp_channel, queue) == 0
+
+    [(pid, _)] = await named_connections(connection_name)
+    await rabbitmqctl("close_connection", pid, "test: connection lost")
+
+    # The broker requeues the unacked delivery; the reconnected consumer handles it again.
+    await wait_for(lambda: calls == 2, timeout=8, message="redelivered to a new consumer")
+    assert not task.done()
+    release.set()
+    await handle.close()
+    assert await queue_depth(amqp_channel, queue) == 0
+
+
+async def test_handler_failures_never_end_consume(
+    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+) -> None:
+    events, handle = services.build(retry_config=RetryConfig(max_retries=0))
+    good: asyncio.Queue[int] = asyncio.Queue()
+
+    @events.consumer(action="BOOM")
+    async def boom(n: int) -> None:
+        raise RuntimeError(f"boom {n}")
+
+    @events.consumer(action="GOOD")
+    async def fine(n: int) -> None:
+        await good.put(n)
+
+    queue = names.queue()
+    task = await services.consume(
+        handle, ConsumeChannel(url=broker_url, queue_name=queue), amqp_channel
+    )
+    for n in range(3):
+        await publish_raw(amqp_channel, event("BOOM", {"n": n}), queue)
+    await publish_raw(amqp_channel, b"not json", queue)
+    await publish_raw(amqp_channel, event("NOBODY", {}), queue)
+    await publish_raw(amqp_channel, event("GOOD", {"unexpected": 1}), queue)
+
+    await wait_for(depth_is(amqp_channel, f"{queue}.dlq", 6), timeout=5)
+    assert not task.done()
+    await publish_raw(amqp_channel, event("GOOD", {"n": 42}), queue)
+    async with asyncio.timeout(5):
+        assert await good.get() == 42
+    assert not task.done()
+    assert await consumer_count(amqp_channel, queue) == 1
+    await handle.close()

@@ -1,0 +1,202 @@
+"""@events.function: consume one action, publish the result as another (or the same)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiormq
+import aiormq.abc
+import orjson
+import pytest
+
+from eventrabbit import build_event_dependencies
+from eventrabbit.common import ConsumeChannel
+from tests.conftest import Names
+from tests.helpers import get_one, publish_raw, queue_depth, wait_for
+
+Channel = aiormq.abc.AbstractChannel
+
+
+def event(action: str, data: Any) -> bytes:
+    return orjson.dumps({"action": action, "data": data})
+
+
+async def consumer_count(channel: Channel, queue: str) -> int:
+    probe = await channel.connection.channel(publisher_confirms=False)
+    try:
+        ok = await probe.queue_declare(queue, passive=True)
+    except aiormq.ChannelNotFoundEntity:
+        return 0
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    assert ok.consumer_count is not None
+    return ok.consumer_count
+
+
+class Service:
+    """One ``events, handle`` pair whose consumers are stopped at teardown."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.events, self.handle = build_event_dependencies(url)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def consume(self, probe: Channel, queue: str, **channel: Any) -> asyncio.Task[None]:
+        target = ConsumeChannel(url=self.url, queue_name=queue, **channel)
+        task = asyncio.create_task(self.handle.consume(target))
+        self.tasks.append(task)
+
+        async def ready() -> bool:
+            return task.done() or await consumer_count(probe, queue) >= 1
+
+        await wait_for(ready, timeout=10, message=f"a consumer on {queue}")
+        if task.done():
+            task.result()
+            raise AssertionError("consume returned")
+        return task
+
+    async def aclose(self) -> None:
+        async with asyncio.timeout(30):
+            await self.handle.close()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def service(broker_url: str, names: Names) -> AsyncIterator[Service]:
+    service = Service(broker_url)
+    try:
+        yield service
+    finally:
+        await service.aclose()
+
+
+async def observed_exchange(
+    channel: Channel, names: Names, exchange_type: str = "fanout", key: str = ""
+) -> tuple[str, str]:
+    """An exchange the function publishes to, and a queue that observes it."""
+    exchange, observer = names.exchange("out"), names.queue("observer")
+    await channel.exchange_declare(exchange, exchange_type=exchange_type, durable=True)
+    await channel.queue_declare(observer, durable=True)
+    await channel.queue_bind(observer, exchange, routing_key=key)
+    return exchange, observer
+
+
+async def test_result_published_as_action_reply(
+    service: Service, names: Names, amqp_channel: Channel
+) -> None:
+    exchange, observer = await observed_exchange(amqp_channel, names)
+    calls: list[dict[str, Any]] = []
+
+    @service.events.function(action="SEND_EMAIL", exchange_name=exchange, action_reply="EMAIL_SENT")
+    async def send_email(user_id: int, email: str) -> dict[str, Any]:
+        calls.append({"user_id": user_id, "email": email})
+        return {"user_id": user_id, "email": email, "status": "sent"}
+
+    queue = names.queue()
+    await service.consume(amqp_channel, queue)
+    await publish_raw(amqp_channel, event("SEND_EMAIL", {"user_id": 3, "email": "a@b.c"}), queue)
+
+    message = await get_one(amqp_channel, observer, timeout=5)
+    assert orjson.loads(message.body) == {
+        "action": "EMAIL_SENT",
+        "data": {"user_id": 3, "email": "a@b.c", "status": "sent"},
+    }
+    assert message.exchange == exchange
+    assert message.header.properties.content_type == "application/json"
+    assert message.header.properties.delivery_mode == 2
+    assert calls == [{"user_id": 3, "email": "a@b.c"}]
+    await service.handle.close()
+    assert await queue_depth(amqp_channel, queue) == 0  # the request was acked
+    assert await queue_depth(amqp_channel, observer) == 0  # published exactly once
+
+
+async def test_action_reply_defaults_to_action(
+    service: Service, names: Names, amqp_channel: Channel
+) -> None:
+    exchange, observer = await observed_exchange(amqp_channel, names)
+
+    @service.events.function(action="RECALC", exchange_name=exchange)
+    async def recalc(n: int) -> dict[str, int]:
+        return {"n": n * 2}
+
+    queue = names.queue()
+    await service.consume(amqp_channel, queue)
+    await publish_raw(amqp_channel, event("RECALC", {"n": 21}), queue)
+
+    message = await get_one(amqp_channel, observer, timeout=5)
+    assert orjson.loads(message.body) == {"action": "RECALC", "data": {"n": 42}}
+
+
+async def test_key_is_the_routing_key(
+    service: Service, names: Names, amqp_channel: Channel
+) -> None:
+    exchange, observer = await observed_exchange(amqp_channel, names, "direct", "emails.sent")
+
+    @service.events.function(
+        action="SEND", exchange_name=exchange, action_reply="SENT", key="emails.sent"
+    )
+    async def send(to: str) -> dict[str, str]:
+        return {"to": to}
+
+    queue = names.queue()
+    await service.consume(amqp_channel, queue)
+    await publish_raw(amqp_channel, event("SEND", {"to": "x"}), queue)
+
+    message = await get_one(amqp_channel, observer, timeout=5)
+    assert message.routing_key == "emails.sent"
+    assert orjson.loads(message.body) == {"action": "SENT", "data": {"to": "x"}}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"k": {"nested": [1]}}, [1, "two", None], "text", 7, 1.5, True, False, None],
+    ids=["dict", "list", "str", "int", "float", "true", "false", "null"],
+)
+async def test_any_json_result_is_published(
+    service: Service, names: Names, amqp_channel: Channel, value: Any
+) -> None:
+    exchange, observer = await observed_exchange(amqp_channel, names)
+
+    @service.events.function(action="COMPUTE", exchange_name=exchange, action_reply="COMPUTED")
+    async def compute() -> Any:
+        return value
+
+    queue = names.queue()
+    await service.consume(amqp_channel, queue)
+    await publish_raw(amqp_channel, event("COMPUTE", {}), queue)
+
+    message = await get_one(amqp_channel, observer, timeout=5)
+    assert orjson.loads(message.body) == {"action": "COMPUTED", "data": value}
+    await service.handle.close()
+    assert await queue_depth(amqp_channel, queue) == 0
+    assert await queue_depth(amqp_channel, f"{queue}.dlq") == 0
+
+
+async def test_request_with_reply_to_gets_reply_and_event(
+    service: Service, names: Names, amqp_channel: Channel
+) -> None:
+    exchange, observer = await observed_exchange(amqp_channel, names)
+
+    @service.events.function(action="ADD", exchange_name=exchange, action_reply="ADDED")
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    queue, reply_queue = names.queue(), names.queue("reply")
+    await amqp_channel.queue_declare(reply_queue, exclusive=True)
+    await service.consume(amqp_channel, queue)
+    await publish_raw(
+        amqp_channel,
+        event("ADD", {"a": 2, "b": 3}),
+        queue,
+        reply_to=reply_queue,
+        correlation_id="sum-1",
+    )
+
+    reply = await get_one(amqp_channel, reply_queue, timeout=5)
+    assert orjson.loads(reply.body) == {"data": 5}
+    assert reply.header.properties.correlation_id == "sum-1"
+    published = await get_one(amqp_channel, observer, timeout=5)
+    assert orjson.loads(published.body) == {"action": "ADDED", "data": 5}
