@@ -145,6 +145,19 @@ async def queue_depth(channel: aiormq.abc.AbstractChannel, queue: str) -> int:
     return ok.message_count
 
 
+async def consumer_count(channel: aiormq.abc.AbstractChannel, queue: str) -> int:
+    """Consumers of ``queue`` (0 when it does not exist yet), via a passive declare."""
+    probe = await channel.connection.channel(publisher_confirms=False)
+    try:
+        ok = await probe.queue_declare(queue, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return 0
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    return int(ok.consumer_count or 0)
+
+
 async def publish_raw(
     channel: aiormq.abc.AbstractChannel,
     body: bytes,
