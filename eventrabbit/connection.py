@@ -69,11 +69,28 @@ def as_urls(url: str | Sequence[str]) -> tuple[str, ...]:
     return urls
 
 
+#: Where ``amqp://`` connections go instead, while eventrabbit.testing redirects them.
+_redirect_url: str | None = None
+
+
+def redirect(url: str | None) -> str | None:
+    """Send every new ``amqp://`` / ``amqps://`` connection to ``url`` (``None``: stop).
+
+    The seam eventrabbit.testing uses to run a service built with a real URL on its in-memory
+    broker. Returns the previous redirect so it can be restored.
+    """
+    global _redirect_url
+    previous, _redirect_url = _redirect_url, url
+    return previous
+
+
 async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
     """Open one AMQP connection.
 
     :raises BrokerUnavailable: the broker did not accept it; the message names the censored URL.
     """
+    if _redirect_url is not None and not url.startswith(MEMORY_SCHEME + ":"):
+        url = _redirect_url
     if url.startswith(MEMORY_SCHEME + ":"):
         from .testing.transport import connect_memory  # only tests need it
 

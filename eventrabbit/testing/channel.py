@@ -16,19 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import inspect
 import logging
 import secrets
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import aiormq.abc
 from aiormq.exceptions import (
-    AMQPChannelError,
-    AMQPConnectionError,
     ChannelClosed,
-    ChannelInvalidStateError,
     ChannelPreconditionFailed,
     DuplicateConsumerTag,
     PublishError,
@@ -36,9 +31,8 @@ from aiormq.exceptions import (
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
-from .broker import MemoryBroker
-from .lifecycle import Closable
-from .messages import StoredMessage
+from .declaring import DeclaringChannel
+from .deliveries import Deliveries, Settle, acked, kick, rejected, requeued
 from .queues import Consumer, MemoryQueue
 from .topology import DIRECT_REPLY_TO
 
@@ -47,17 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_NO_ROUTE = 312
+#: AMQP's reply code for a mandatory message no queue took.
+NO_ROUTE = 312
 
 
-@dataclass(slots=True, frozen=True)
-class _Delivery:
-    consumer: Consumer | None  # None for basic.get
-    queue: MemoryQueue
-    message: StoredMessage
-
-
-class MemoryChannel(Closable):
+class MemoryChannel(DeclaringChannel):
     """A channel of a :class:`~eventrabbit.testing.transport.MemoryConnection`."""
 
     def __init__(
@@ -68,131 +56,20 @@ class MemoryChannel(Closable):
         publisher_confirms: bool = True,
         on_return_raises: bool = True,
     ) -> None:
-        super().__init__(connection.loop)
-        self.connection = connection
-        self.broker: MemoryBroker = connection.broker
-        self.number = number
+        super().__init__(connection, number)
         self.publisher_confirms = publisher_confirms
         self.on_return_raises = on_return_raises
         self.on_return_callbacks: set[Callable[[aiormq.abc.DeliveredMessage], Any]] = set()
         self.on_consumer_cancel_callbacks: set[Callable[[spec.Basic.Cancel], Any]] = set()
-        self.consumers: dict[str, Consumer] = {}
+        #: The direct reply-to address of this channel's reply consumer, if it has one.
         self.reply_address: str | None = None
-        self._unacked: dict[int, _Delivery] = {}
-        self._delivery_tag = 0
+        self.deliveries = Deliveries(self)
         self._publish_seq = 0
-        self._prefetch = 0
-        self._global_prefetch = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
 
-    def __str__(self) -> str:
-        return str(self.number)
-
-    def __repr__(self) -> str:
-        return f'<MemoryChannel: "{self.number}" of {self.broker.url}>'
-
-    # ------------------------------------------------------------------ state and errors
-
-    def _check_open(self) -> None:
-        if self.is_closed:
-            raise ChannelInvalidStateError(f"{self!r} closed")
-
-    def _fail(self, exc: Exception) -> Exception:
-        """Close the channel (or the connection, for a connection error) because of ``exc``."""
-        if isinstance(exc, AMQPConnectionError):
-            self.connection.shutdown(exc)
-        else:
-            self.shutdown(exc)
-        return exc
-
-    def _broker_call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        self._check_open()
-        try:
-            return method(*args, **kwargs)
-        except (AMQPChannelError, AMQPConnectionError) as exc:
-            raise self._fail(exc) from None
-
-    # ------------------------------------------------------------------------ declaring
-
-    async def exchange_declare(
-        self,
-        exchange: str = "",
-        *,
-        exchange_type: str = "direct",
-        passive: bool = False,
-        durable: bool = False,
-        auto_delete: bool = False,
-        internal: bool = False,
-        nowait: bool = False,
-        arguments: dict[str, Any] | None = None,
-    ) -> spec.Exchange.DeclareOk:
-        """Declare an exchange (``passive``: check that it exists)."""
-        self._broker_call(self.broker.declare_exchange, exchange, exchange_type, durable, passive)
-        return spec.Exchange.DeclareOk()
-
-    async def exchange_delete(
-        self, exchange: str = "", *, if_unused: bool = False, nowait: bool = False
-    ) -> spec.Exchange.DeleteOk:
-        """Delete an exchange and its bindings."""
-        self._broker_call(self.broker.delete_exchange, exchange)
-        return spec.Exchange.DeleteOk()
-
-    async def queue_declare(
-        self,
-        queue: str = "",
-        *,
-        passive: bool = False,
-        durable: bool = False,
-        exclusive: bool = False,
-        auto_delete: bool = False,
-        nowait: bool = False,
-        arguments: dict[str, Any] | None = None,
-    ) -> spec.Queue.DeclareOk:
-        """Declare a queue (``passive``: check that it exists); ``""`` gets a generated name."""
-        owner = self.connection if exclusive else None
-        declared: MemoryQueue = self._broker_call(
-            self.broker.declare_queue, queue, durable, auto_delete, arguments or {}, passive, owner,
-            self.connection,
-        )  # fmt: skip
-        return spec.Queue.DeclareOk(
-            queue=declared.name,
-            message_count=len(declared.ready),
-            consumer_count=len(declared.consumers),
-        )
-
-    async def queue_bind(
-        self,
-        queue: str = "",
-        exchange: str = "",
-        routing_key: str = "",
-        arguments: dict[str, Any] | None = None,
-    ) -> spec.Queue.BindOk:
-        """Bind ``queue`` to ``exchange``."""
-        self._broker_call(self.broker.bind, queue, exchange, routing_key, arguments)
-        return spec.Queue.BindOk()
-
-    async def queue_unbind(
-        self,
-        queue: str = "",
-        exchange: str = "",
-        routing_key: str = "",
-        arguments: dict[str, Any] | None = None,
-    ) -> spec.Queue.UnbindOk:
-        """Remove a binding."""
-        self._broker_call(self.broker.unbind, queue, exchange, routing_key, arguments)
-        return spec.Queue.UnbindOk()
-
-    async def queue_delete(
-        self, queue: str = "", if_unused: bool = False, if_empty: bool = False
-    ) -> spec.Queue.DeleteOk:
-        """Delete a queue; its consumers are cancelled (``on_consumer_cancel_callbacks``)."""
-        count: int = self._broker_call(self.broker.delete_queue, queue, if_unused, if_empty)
-        return spec.Queue.DeleteOk(message_count=count)
-
-    async def queue_purge(self, queue: str = "") -> spec.Queue.PurgeOk:
-        """Drop a queue's ready messages."""
-        count: int = self._broker_call(self.broker.purge_queue, queue)
-        return spec.Queue.PurgeOk(message_count=count)
+    @property
+    def consumers(self) -> dict[str, Consumer]:
+        """The channel's consumers by consumer tag."""
+        return self.deliveries.consumers
 
     # ------------------------------------------------------------------------ publishing
 
@@ -241,7 +118,7 @@ class MemoryChannel(Closable):
         self, body: bytes, exchange: str, routing_key: str, properties: spec.Basic.Properties
     ) -> aiormq.abc.DeliveredMessage:
         frame = spec.Basic.Return(
-            reply_code=_NO_ROUTE, reply_text="NO_ROUTE", exchange=exchange, routing_key=routing_key
+            reply_code=NO_ROUTE, reply_text="NO_ROUTE", exchange=exchange, routing_key=routing_key
         )
         message = aiormq.abc.DeliveredMessage(
             delivery=frame,
@@ -270,10 +147,10 @@ class MemoryChannel(Closable):
         """Limit unacked messages: per new consumer, or per channel with ``global_``."""
         self._check_open()
         if global_:
-            self._global_prefetch = prefetch_count or 0
+            self.deliveries.global_prefetch = prefetch_count or 0
         else:
-            self._prefetch = prefetch_count or 0
-        self._kick(self._consumed_queues())
+            self.deliveries.prefetch = prefetch_count or 0
+        kick(self.deliveries.consumed_queues())
         return spec.Basic.QosOk()
 
     async def basic_consume(
@@ -295,7 +172,8 @@ class MemoryChannel(Closable):
             consumer = self._reply_consumer(tag, consumer_callback, no_ack)
         else:
             target: MemoryQueue = self._broker_call(self.broker.queue, queue, self.connection)
-            consumer = Consumer(tag, self, consumer_callback, target, no_ack, self._prefetch)
+            prefetch = self.deliveries.prefetch
+            consumer = Consumer(tag, self.deliveries, consumer_callback, target, no_ack, prefetch)
             target.consumers.append(consumer)
         self.consumers[tag] = consumer
         if consumer.queue is not None:
@@ -313,7 +191,7 @@ class MemoryChannel(Closable):
             raise self._fail(
                 ChannelPreconditionFailed("PRECONDITION_FAILED - reply consumer already set")
             )
-        consumer = Consumer(tag, self, callback, None, no_ack=True)
+        consumer = Consumer(tag, self.deliveries, callback, None, no_ack=True)
         self.reply_address = self.broker.add_reply_route(consumer)
         return consumer
 
@@ -339,142 +217,42 @@ class MemoryChannel(Closable):
         me = cast(aiormq.abc.AbstractChannel, self)
         if message is None:
             return aiormq.abc.DeliveredMessage(spec.Basic.GetEmpty(), ContentHeader(), b"", me)
-        tag = self._track(None, target, message, no_ack)
         frame = spec.Basic.GetOk(
-            delivery_tag=tag,
+            delivery_tag=self.deliveries.track(None, target, message, no_ack),
             redelivered=message.redelivered,
             exchange=message.exchange,
             routing_key=message.routing_key,
             message_count=len(target.ready),
         )
-        return aiormq.abc.DeliveredMessage(frame, self._content(target, message), message.body, me)
-
-    # ------------------------------------------------------------------------ deliveries
-
-    def can_receive(self, consumer: Consumer) -> bool:
-        """Whether ``consumer`` may take a message now (see :class:`queues.Receiver`)."""
-        if self.is_closed or self.loop.is_closed():
-            return False
-        if consumer.no_ack:
-            return True
-        if consumer.prefetch and consumer.unacked >= consumer.prefetch:
-            return False
-        return not self._global_prefetch or len(self._unacked) < self._global_prefetch
-
-    def receive(
-        self, consumer: Consumer, queue: MemoryQueue | None, message: StoredMessage
-    ) -> None:
-        """Deliver ``message`` to ``consumer``: a ``Basic.Deliver`` and a callback task."""
-        tag = self._track(consumer, queue, message, consumer.no_ack)
-        frame = spec.Basic.Deliver(
-            consumer_tag=consumer.tag,
-            delivery_tag=tag,
-            redelivered=message.redelivered,
-            exchange=message.exchange,
-            routing_key=message.routing_key,
-        )
-        delivered = aiormq.abc.DeliveredMessage(
-            frame,
-            self._content(queue, message),
-            message.body,
-            cast(aiormq.abc.AbstractChannel, self),
-        )
-        task = self.loop.create_task(_run_callback(consumer.callback, delivered))
-        self._tasks.add(task)
-        task.add_done_callback(self._on_task_done)
-
-    def _track(
-        self,
-        consumer: Consumer | None,
-        queue: MemoryQueue | None,
-        message: StoredMessage,
-        no_ack: bool,
-    ) -> int:
-        self._delivery_tag += 1
-        if not no_ack and queue is not None:
-            self._unacked[self._delivery_tag] = _Delivery(consumer, queue, message)
-            queue.unacked += 1
-            if consumer is not None:
-                consumer.unacked += 1
-        return self._delivery_tag
-
-    @staticmethod
-    def _untrack(delivery: _Delivery) -> None:
-        delivery.queue.unacked -= 1
-        if delivery.consumer is not None:
-            delivery.consumer.unacked -= 1
-
-    @staticmethod
-    def _content(queue: MemoryQueue | None, message: StoredMessage) -> ContentHeader:
-        properties = message.properties
-        if queue is not None and queue.delivery_limit is not None and message.returns:
-            properties.headers = {**(properties.headers or {}), "x-delivery-count": message.returns}
-        return ContentHeader(properties=properties, body_size=len(message.body))
-
-    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("Consumer callback failed", exc_info=task.exception())
+        return self.deliveries.message(frame, target, message)
 
     # -------------------------------------------------------------------- acknowledgement
 
     async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
         """Acknowledge a delivery (``multiple``: and every earlier one)."""
-        self._settle(delivery_tag, multiple, lambda queue, message: None)
+        self._settle(delivery_tag, multiple, acked)
 
     async def basic_nack(
         self, delivery_tag: int, multiple: bool = False, requeue: bool = True, wait: bool = True
     ) -> None:
         """Refuse deliveries: back to the queue (``requeue``) or dead-lettered."""
-        self._settle(delivery_tag, multiple, _requeue if requeue else _reject)
+        self._settle(delivery_tag, multiple, requeued if requeue else rejected)
 
     async def basic_reject(
         self, delivery_tag: int, *, requeue: bool = True, wait: bool = True
     ) -> None:
         """Refuse one delivery: back to the queue (``requeue``) or dead-lettered."""
-        self._settle(delivery_tag, False, _requeue if requeue else _reject)
+        self._settle(delivery_tag, False, requeued if requeue else rejected)
 
-    def _settle(
-        self, tag: int, multiple: bool, then: Callable[[MemoryQueue, StoredMessage], None]
-    ) -> None:
+    def _settle(self, tag: int, multiple: bool, then: Settle) -> None:
         self._check_open()
-        if (tag or not multiple) and tag not in self._unacked:
+        if not self.deliveries.settle(tag, multiple, then):
             # RabbitMQ closes the channel for an unknown tag, after the ack was sent.
-            reason = f"PRECONDITION_FAILED - unknown delivery tag {tag}"
-            self.shutdown(ChannelPreconditionFailed(reason))
-            return
-        tags = [t for t in self._unacked if t <= tag or not tag] if multiple else [tag]
-        queues: list[MemoryQueue] = []
-        for one in tags:
-            delivery = self._unacked.pop(one)
-            self._untrack(delivery)
-            then(delivery.queue, delivery.message)
-            queues.append(delivery.queue)
-        self._kick([*queues, *self._consumed_queues()])
-
-    def _consumed_queues(self) -> list[MemoryQueue]:
-        return [c.queue for c in self.consumers.values() if c.queue is not None]
-
-    @staticmethod
-    def _kick(queues: Iterable[MemoryQueue]) -> None:
-        for queue in dict.fromkeys(queues):
-            if not queue.deleted:
-                queue.expire_due()
-                queue.dispatch()
+            self.shutdown(
+                ChannelPreconditionFailed(f"PRECONDITION_FAILED - unknown delivery tag {tag}")
+            )
 
     # ------------------------------------------------------------------------- closing
-
-    def cancel_by_broker(self, consumer: Consumer) -> None:
-        """The broker cancelled ``consumer`` (its queue was deleted): tell the callbacks."""
-        self.consumers.pop(consumer.tag, None)
-        frame = spec.Basic.Cancel(consumer_tag=consumer.tag, nowait=True)
-        for callback in list(self.on_consumer_cancel_callbacks):
-            try:
-                result = callback(frame)
-                if inspect.isawaitable(result):
-                    self.loop.create_task(_await(result))
-            except Exception:
-                log.exception("Unhandled consumer cancel callback exception")
 
     def shutdown(self, reason: BaseException) -> None:
         """Close now: consumers stop, unacked messages go back, callback tasks are cancelled."""
@@ -484,20 +262,13 @@ class MemoryChannel(Closable):
             self.broker.remove_consumer(consumer)
         self.consumers.clear()
         self.reply_address = None
-        deliveries, self._unacked = list(self._unacked.values()), {}
-        for delivery in deliveries:
-            self._untrack(delivery)
-            delivery.queue.requeue(delivery.message)
+        self.deliveries.release()
         self.connection.forget_channel(self)
-        self._kick(d.queue for d in deliveries)
-        if not self.loop.is_closed():
-            for task in self.pending_tasks():
-                task.cancel()
+        self.deliveries.cancel_tasks()
 
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
-        """The callback tasks still running (but the current task)."""
-        current = _current_task()
-        return [task for task in self._tasks if task is not current]
+        """The consumer callback tasks still running (but the current task)."""
+        return self.deliveries.pending_tasks()
 
     async def close(
         self,
@@ -511,30 +282,3 @@ class MemoryChannel(Closable):
         self.shutdown(ChannelClosed(None, None))
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
-
-
-def _requeue(queue: MemoryQueue, message: StoredMessage) -> None:
-    queue.requeue(message)
-
-
-def _reject(queue: MemoryQueue, message: StoredMessage) -> None:
-    queue.reject(message)
-
-
-def _current_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
-
-
-async def _await(awaitable: Any) -> None:
-    await awaitable
-
-
-async def _run_callback(
-    callback: Callable[[aiormq.abc.DeliveredMessage], Any], message: aiormq.abc.DeliveredMessage
-) -> None:
-    result = callback(message)
-    if inspect.isawaitable(result):
-        await result

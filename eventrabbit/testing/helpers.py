@@ -9,14 +9,11 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
-import aiormq.abc
-
 from .. import connection as _connection
 from ..common import ConsumeChannel
 from ..errors import ConfigurationError
 from ..service import Handle
 from .broker import SCHEME, MemoryBroker, forget_broker, get_broker
-from .transport import connect_memory
 
 
 @contextlib.contextmanager
@@ -40,6 +37,10 @@ def memory_broker(name: str | None = None) -> Iterator[MemoryBroker]:
         forget_broker(broker)
 
 
+#: The broker ``amqp://`` connections go to inside :func:`redirect_amqp`, if any.
+_redirected_to: MemoryBroker | None = None
+
+
 @contextlib.contextmanager
 def redirect_amqp(broker: MemoryBroker | None = None) -> Iterator[MemoryBroker]:
     """Send every ``amqp://``/``amqps://`` connection eventrabbit opens to ``broker``.
@@ -50,19 +51,15 @@ def redirect_amqp(broker: MemoryBroker | None = None) -> Iterator[MemoryBroker]:
 
     :param broker: default: the ``memory://`` broker.
     """
+    global _redirected_to
     target = broker or get_broker()
-    original = _connection.open_connection
-
-    async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
-        if url.startswith(SCHEME + ":"):
-            return await original(url)
-        return await connect_memory(target.url)
-
-    _connection.open_connection = open_connection
+    previous_url, previous = _connection.redirect(target.url), _redirected_to
+    _redirected_to = target
     try:
         yield target
     finally:
-        _connection.open_connection = original
+        _connection.redirect(previous_url)
+        _redirected_to = previous
 
 
 @contextlib.asynccontextmanager
@@ -77,18 +74,21 @@ async def consuming(
     On exit, ``handle.close()`` stops them gracefully (in-flight handlers finish and ack).
 
     :param broker: where to look for the consumers; default: the broker of each channel's
-        ``memory://`` URL (give it when the URLs are ``amqp://`` under :func:`redirect_amqp`).
+        ``memory://`` URL, or for an ``amqp://`` one the broker of :func:`redirect_amqp`.
     :raises TimeoutError: a consumer did not start within ``timeout`` seconds.
     :raises TopologyError: a queue or exchange cannot be set up as asked.
     """
+    brokers = [_broker_of(channel, broker) for channel in channels]
     tasks = [asyncio.create_task(handle.consume(channel)) for channel in channels]
     try:
         async with asyncio.timeout(timeout):
-            for channel, task in zip(channels, tasks, strict=True):
-                await _started(_broker_of(channel, broker), channel.queue_name, task)
+            for channel, task, where in zip(channels, tasks, brokers, strict=True):
+                await _started(where, channel.queue_name, task)
         yield
     finally:
         await handle.close()
+        for task in tasks:
+            task.cancel()  # one that has not started yet is not known to the handle
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
@@ -96,11 +96,13 @@ def _broker_of(channel: ConsumeChannel, broker: MemoryBroker | None) -> MemoryBr
     if broker is not None:
         return broker
     url = channel.urls[0]
-    if not url.startswith(SCHEME + ":"):
-        raise ConfigurationError(
-            f"queue {channel.queue_name!r} is not on a memory:// broker; pass broker="
-        )
-    return get_broker(url)
+    if url.startswith(SCHEME + ":"):
+        return get_broker(url)
+    if _redirected_to is not None:
+        return _redirected_to
+    raise ConfigurationError(
+        f"queue {channel.queue_name!r} is not on a memory:// broker; use redirect_amqp()"
+    )
 
 
 async def _started(broker: MemoryBroker, queue: str, task: asyncio.Task[None]) -> None:

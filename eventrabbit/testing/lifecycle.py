@@ -27,8 +27,8 @@ class Closable:
 
     @property
     def is_closed(self) -> bool:
-        """Whether it has closed."""
-        return self._closed.done()
+        """Whether it has closed; one whose event loop is gone (an earlier test's) has too."""
+        return self._closed.done() or self.loop.is_closed()
 
     @property
     def closing(self) -> asyncio.Future[None]:

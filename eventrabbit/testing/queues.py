@@ -98,6 +98,8 @@ class MemoryQueue:
     unacked: int = 0
     deleted: bool = False
     _next: int = 0
+    #: No ready message expires before this (a lower bound; ``None``: none has a TTL).
+    _next_deadline: float | None = None
 
     @property
     def ttl(self) -> float | None:
@@ -144,7 +146,8 @@ class MemoryQueue:
             message.deadline = time.monotonic() + min(ttls)
         bisect.insort(self.ready, message, key=_seq)
         self.dispatch()
-        self._arm_timer(message)
+        if self.ready and self.ready[-1] is message:  # newest, so last; unless delivered
+            self._arm_timer(message)
 
     def requeue(self, message: StoredMessage) -> None:
         """Put back a message that was delivered and not acked (nack, reject, channel closed)."""
@@ -209,21 +212,37 @@ class MemoryQueue:
     def expire_due(self) -> None:
         """Dead-letter (or drop) every ready message whose TTL has run out."""
         now = time.monotonic()
+        if self._next_deadline is None or self._next_deadline > now:
+            return
         due = [m for m in self.ready if m.deadline is not None and m.deadline <= now]
         for message in due:
             self.ready.remove(message)
             message.cancel_timer()
+        deadlines = [m.deadline for m in self.ready if m.deadline is not None]
+        self._next_deadline = min(deadlines, default=None)
+        for message in due:
             self.on_dead(self, message, EXPIRED)
 
     def _arm_timer(self, message: StoredMessage) -> None:
-        if message.deadline is None or message not in self.ready:
+        """Expire ``message`` (which is ready) when its deadline comes."""
+        if message.deadline is None:
             return
+        if self._next_deadline is None or message.deadline < self._next_deadline:
+            self._next_deadline = message.deadline
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop: expired lazily, when the queue is next looked at
         delay = max(0.0, message.deadline - time.monotonic())
-        message.timer = loop.call_later(delay, self.expire_due)
+        message.timer = loop.call_later(delay, self._deadline_reached, message)
+
+    def _deadline_reached(self, message: StoredMessage) -> None:
+        # A message leaving the ready list cancels its timer, so this one is still ready.
+        message.timer = None
+        if message.deadline is not None and message.deadline > time.monotonic():
+            self._arm_timer(message)  # the loop's clock fired a little early
+        else:
+            self.expire_due()
 
     def close(self) -> None:
         """The queue is deleted: forget its messages and timers."""
