@@ -56,6 +56,12 @@ def check_url(url: str) -> None:
         )
 
 
+class _Connection(aiormq.Connection):
+    # Give up on a silent peer after one heartbeat timeout (plus a second) instead of
+    # aiormq's three, so a dead node is noticed within two heartbeat intervals.
+    HEARTBEAT_GRACE_MULTIPLIER = 1
+
+
 def as_urls(url: str | Sequence[str]) -> tuple[str, ...]:
     """One URL or a cluster's list of them, checked, as a tuple.
 
@@ -95,9 +101,11 @@ async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
         from .testing.transport import connect_memory  # only tests need it
 
         return await connect_memory(url)
+    connection = _Connection(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            return await aiormq.connect(url)
+            await connection.connect()
+            return connection
     except (OSError, aiormq.exceptions.AMQPError, TimeoutError) as exc:
         safe = censor(url)
         reason = str(exc).replace(url, safe) or type(exc).__name__

@@ -83,6 +83,16 @@ class Handle:
             while True:
                 try:
                     await self._consume_once(channel, urls, config, reset_backoff)
+                except asyncio.CancelledError as exc:
+                    # aiormq rejects futures with CancelledError when it drops a connection
+                    # (a missed heartbeat): only a cancellation of this task ends consume.
+                    if task is None or task.cancelling():
+                        raise
+                    log.warning(
+                        "consumer of queue %r lost its connection (%r); reconnecting",
+                        channel.queue_name,
+                        exc,
+                    )
                 except _RECOVERABLE as exc:
                     log.warning(
                         "consumer of queue %r on %s lost: %s; reconnecting",
@@ -149,4 +159,8 @@ async def _until_lost(channel: aiormq.abc.AbstractChannel, consumer: QueueConsum
         if not closing.done():
             closing.cancel()
     if closing.done() and not closing.cancelled():
-        raise closing.exception() or aiormq.exceptions.ChannelInvalidStateError("channel closed")
+        reason = closing.exception()
+        if isinstance(reason, Exception):
+            raise reason
+        # Closed normally, or by aiormq with a CancelledError (e.g. a missed heartbeat).
+        raise aiormq.exceptions.ChannelInvalidStateError(f"channel closed: {reason!r}")

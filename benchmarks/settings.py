@@ -1,0 +1,54 @@
+"""What one run of the suite measures: sizes, broker URL, clients, rounds."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+#: The broker, as for the examples (tox passes EVENTRABBIT_URL through).
+DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
+#: The action every benchmark event carries.
+ACTION = "BENCH"
+#: Deliveries in flight per consumer, the same for every client.
+PREFETCH = 100
+#: Publishes per asyncio.gather in the concurrent publish workload.
+BATCH = 100
+#: Every client, in the order rounds alternate them; the first is the reference.
+ALL_CLIENTS = ("raw", "eventrabbit", "aio-pika", "faststream")
+REFERENCE = "raw"
+
+
+def broker_url() -> str:
+    """The broker URL: ``EVENTRABBIT_URL`` or the local default."""
+    return os.environ.get("EVENTRABBIT_URL", DEFAULT_URL)
+
+
+@dataclass(slots=True, frozen=True)
+class Settings:
+    """Sizes and options of one run."""
+
+    url: str
+    rounds: int = 3
+    consume_n: int = 20_000
+    publish_n: int = 5_000
+    rpc_n: int = 2_000
+    memory_n: int = 100_000
+    clients: tuple[str, ...] = ALL_CLIENTS
+    memory_clients: tuple[str, ...] = ALL_CLIENTS
+    workloads: tuple[str, ...] = field(default=("consume", "publish", "rpc", "memory"))
+    uvloop: bool = False
+    quick: bool = False
+
+    @classmethod
+    def quick_run(cls, url: str, **overrides: object) -> Settings:
+        """The ``--quick`` sizes: one round, well under a minute."""
+        sizes: dict[str, object] = {
+            "rounds": 1,
+            "consume_n": 2_000,
+            "publish_n": 1_000,
+            "rpc_n": 200,
+            "memory_n": 10_000,
+            "quick": True,
+        }
+        sizes.update(overrides)
+        return cls(url, **sizes)  # type: ignore[arg-type]
