@@ -27,8 +27,9 @@ import aiormq.abc
 from aiormq.abc import DeliveredMessage
 
 from . import envelope
+from .acks import CHANNEL_GONE, AckBatcher
 from .common import QueueConfig, QueueResponse, RetryConfig
-from .errors import EventRabbitError, InvalidMessage
+from .errors import EventRabbitError, InvalidMessage, PublishError
 from .failures import (
     ERROR_HEADER,
     QUEUE_HEADER,
@@ -45,12 +46,6 @@ from .topology import DEFAULT_EXCHANGE, dead_letter_queue_name, delay_queue_name
 log = logging.getLogger(__name__)
 
 _decode = envelope.decode
-# Errors of a channel or connection that is gone: the delivery stays unacked and comes back.
-_CHANNEL_GONE = (
-    aiormq.exceptions.AMQPError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-)
 
 
 class QueueConsumer:
@@ -73,12 +68,15 @@ class QueueConsumer:
         self._delay_queue = delay_queue_name(queue)
         self._dead_letter_queue = dead_letter_queue_name(queue)
         self._consumer_tag: str | None = None
+        self._acks = AckBatcher(channel)
         self._stopping = False
         self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        #: Set when the broker cancels the consumer (queue deleted, failover).
-        self.cancelled_by_broker = asyncio.Event()
+        self._drained: asyncio.Future[None] | None = None
+        #: Set when this channel must be replaced: the broker cancelled the consumer (queue
+        #: deleted, failover) or a retry / dead-letter publish failed on it.
+        self.broken = asyncio.Event()
+        #: Why ``broken`` was set.
+        self.broken_reason = ""
 
     async def start(self) -> None:
         """Set the prefetch count and start the broker consumer."""
@@ -88,7 +86,12 @@ class QueueConsumer:
         self._consumer_tag = ok.consumer_tag
 
     def _on_broker_cancel(self, _: Any) -> None:
-        self.cancelled_by_broker.set()
+        self._break("the broker cancelled the consumer")
+
+    def _break(self, reason: str) -> None:
+        if not self.broken.is_set():
+            self.broken_reason = reason
+            self.broken.set()
 
     @property
     def in_flight(self) -> int:
@@ -97,18 +100,19 @@ class QueueConsumer:
 
     async def on_message(self, message: DeliveredMessage) -> None:
         """aiormq's consumer callback, one task per delivery."""
+        tag: int = message.delivery.delivery_tag  # type: ignore[union-attr,assignment]
+        self._acks.opened(tag)
         if self._stopping:
-            return  # not handled and not acked: redelivered after the channel closes
+            return  # left open and unacked: redelivered after the channel closes
         self._in_flight += 1
-        self._idle.clear()
         try:
-            await self._handle(message)
+            await self._handle(message, tag)
         finally:
             self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
+            if not self._in_flight and self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
 
-    async def _handle(self, message: DeliveredMessage) -> None:
+    async def _handle(self, message: DeliveredMessage, tag: int) -> None:
         body = message.body
         try:
             if len(body) > self._max_body:
@@ -127,9 +131,9 @@ class QueueConsumer:
             if reply_to:
                 await self._reply(message, reply_to, QueueResponse(data=result))
         except Exception as exc:  # noqa: BLE001 — every handler failure is retried or dead-lettered
-            await self._fail(message, exc)
+            await self._fail(message, tag, exc)
             return
-        await self._ack(message)
+        await self._acks.ack(tag)
 
     async def _reply(
         self, message: DeliveredMessage, reply_to: str, response: QueueResponse
@@ -143,7 +147,7 @@ class QueueConsumer:
             properties=properties,
         )
 
-    async def _fail(self, message: DeliveredMessage, exc: Exception) -> None:
+    async def _fail(self, message: DeliveredMessage, tag: int, exc: Exception) -> None:
         properties = message.header.properties
         decision = decide(properties.headers, exc, self._retry)
         message_id = properties.message_id
@@ -179,37 +183,34 @@ class QueueConsumer:
                 if properties.reply_to:
                     error = QueueResponse.failure(type(exc).__name__, str(exc))
                     await self._reply(message, properties.reply_to, error)
-        except (EventRabbitError, *_CHANNEL_GONE) as publish_exc:
+        except (EventRabbitError, *CHANNEL_GONE) as publish_exc:
+            # Left open and unacked; replacing the channel redeclares the topology (a deleted
+            # delay or dead-letter queue comes back) and the broker redelivers the message.
             log.error(
                 "message %s on queue %r left unacked for redelivery: %s",
                 message_id,
                 self.queue,
                 publish_exc,
             )
+            self._break(f"a retry or dead-letter publish failed: {publish_exc}")
             return
-        await self._ack(message)
+        await self._acks.ack(tag)
 
     async def _republish(
         self, message: DeliveredMessage, queue: str, headers: dict[str, Any]
     ) -> None:
         properties = copy.copy(message.header.properties)
         properties.headers = headers
-        await publish_confirmed(
+        routed = await publish_confirmed(
             self.channel,
             message.body,
             exchange=DEFAULT_EXCHANGE,
             routing_key=queue,
             properties=properties,
+            mandatory=True,  # a deleted delay or dead-letter queue must not swallow it
         )
-
-    async def _ack(self, message: DeliveredMessage) -> None:
-        try:
-            await self.channel.basic_ack(message.delivery.delivery_tag, wait=False)  # type: ignore[union-attr,arg-type]
-        except _CHANNEL_GONE as exc:
-            # The broker requeued the delivery when the channel died; it comes back.
-            log.info(
-                "ack of a delivery on a closed channel of queue %r skipped: %s", self.queue, exc
-            )
+        if not routed:
+            raise PublishError(f"queue {queue!r} does not exist", routing_key=queue)
 
     async def stop(self, grace_timeout: float) -> None:
         """Stop taking deliveries, let in-flight handlers finish and ack, close the channel."""
@@ -217,11 +218,15 @@ class QueueConsumer:
         if self._consumer_tag is not None and not self.channel.is_closed:
             try:
                 await self.channel.basic_cancel(self._consumer_tag)
-            except _CHANNEL_GONE as exc:
+            except CHANNEL_GONE as exc:
                 log.debug("basic.cancel on queue %r failed: %s", self.queue, exc)
+        if self._in_flight:
+            self._drained = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(grace_timeout):
-                await self._idle.wait()
+                if self._drained is not None:
+                    await self._drained
+                await self._acks.flush()
         except TimeoutError:
             log.warning(
                 "%d handler(s) on queue %r still running after %s s; cancelled, their "

@@ -130,8 +130,10 @@ class Handle:
             # Runs on cancellation too: the graceful stop of this queue.
             grace = self._grace_override
             await consumer.stop(config.grace_timeout if grace is None else grace)
-        if consumer.cancelled_by_broker.is_set():
-            log.warning("the broker cancelled the consumer of queue %r", target.queue_name)
+        if consumer.broken.is_set():
+            log.warning(
+                "replacing the channel of queue %r: %s", target.queue_name, consumer.broken_reason
+            )
 
     async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (a grace time)
         """Stop every ``consume`` of this handle gracefully, then close all its connections.
@@ -149,9 +151,9 @@ class Handle:
 
 
 async def _until_lost(channel: aiormq.abc.AbstractChannel, consumer: QueueConsumer) -> None:
-    """Return when the broker cancels the consumer; raise when the channel closes."""
+    """Return when the consumer's channel must be replaced; raise when the channel closes."""
     closing = channel.closing  # an observer of its own; cancelling it closes nothing
-    cancelled = asyncio.ensure_future(consumer.cancelled_by_broker.wait())
+    cancelled = asyncio.ensure_future(consumer.broken.wait())
     try:
         await asyncio.wait([closing, cancelled], return_when=asyncio.FIRST_COMPLETED)
     finally:
