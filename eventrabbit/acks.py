@@ -57,7 +57,10 @@ class AckBatcher:
             return  # the flush under way takes it
         self._flushing = True
         try:
-            await asyncio.sleep(0)  # let the handlers finishing in this turn join the batch
+            if self._open:
+                # Others are running: let those finishing in this turn join the batch. Alone
+                # (e.g. one request at a time), waiting a turn would only add latency.
+                await asyncio.sleep(0)
             await self.flush()
         finally:
             self._flushing = False

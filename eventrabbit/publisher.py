@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from random import getrandbits
+from time import time
 from typing import Any
 
 import aiormq
@@ -36,6 +37,24 @@ class ChannelLost(PublishError):
     """The channel or connection closed before the broker confirmed; sending again may work."""
 
 
+def new_id() -> str:
+    """A random 128-bit id as 32 hex digits (no system call, unlike ``uuid4``)."""
+    return f"{getrandbits(128):032x}"
+
+
+# AMQP timestamps have one-second resolution: one datetime per second is enough.
+_stamp_second = 0
+_stamp = datetime.fromtimestamp(0, tz=UTC)
+
+
+def _now() -> datetime:
+    global _stamp_second, _stamp
+    second = int(time())
+    if second != _stamp_second:
+        _stamp_second, _stamp = second, datetime.fromtimestamp(second, tz=UTC)
+    return _stamp
+
+
 def event_properties(
     *, headers: dict[str, Any] | None = None, correlation_id: str | None = None
 ) -> spec.Basic.Properties:
@@ -43,8 +62,8 @@ def event_properties(
     return spec.Basic.Properties(
         content_type=JSON_CONTENT_TYPE,
         delivery_mode=PERSISTENT,
-        message_id=uuid.uuid4().hex,
-        timestamp=datetime.now(tz=UTC),
+        message_id=new_id(),
+        timestamp=_now(),
         headers=headers,
         correlation_id=correlation_id,
     )
@@ -238,16 +257,9 @@ class Publisher:
         properties: spec.Basic.Properties,
         deadline: float,
     ) -> bool:
-        try:
-            async with asyncio.timeout_at(deadline):
-                channel = await self._ready_channel()
-        except TimeoutError:
-            raise PublishTimeout(
-                f"no connection to {self.endpoints} within {self.publish_timeout} s",
-                exchange=exchange,
-                routing_key=routing_key,
-                message_id=properties.message_id,
-            ) from None
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            channel = await self._channel_before(deadline, exchange, routing_key, properties)
         # Always mandatory on the wire, so unroutable events are noticed and counted.
         return await publish_confirmed(
             channel,
@@ -258,6 +270,24 @@ class Publisher:
             mandatory=True,
             confirm_timeout=max(deadline - asyncio.get_running_loop().time(), 0.001),
         )
+
+    async def _channel_before(
+        self,
+        deadline: float,
+        exchange: str,
+        routing_key: str,
+        properties: spec.Basic.Properties,
+    ) -> aiormq.abc.AbstractChannel:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._ready_channel()
+        except TimeoutError:
+            raise PublishTimeout(
+                f"no connection to {self.endpoints} within {self.publish_timeout} s",
+                exchange=exchange,
+                routing_key=routing_key,
+                message_id=properties.message_id,
+            ) from None
 
     def _unroutable(
         self, exchange: str, routing_key: str, message_id: str | None, mandatory: bool

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from aiormq.abc import DeliveredMessage
 from . import envelope
 from .connection import Endpoints
 from .errors import PublishError, RemoteError, RPCError, RPCTimeout, UnroutableError
-from .publisher import event_properties, publish_confirmed
+from .publisher import event_properties, new_id, publish_confirmed
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ class RPCClient:
         :raises UnroutableError: no queue receives the request.
         :raises PublishError: the broker did not take the request.
         """
-        correlation_id = uuid.uuid4().hex
+        correlation_id = new_id()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
