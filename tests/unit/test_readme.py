@@ -31,3 +31,13 @@ def test_readme_opens_with_the_demo_and_test_commands() -> None:
     assert [name for name, _ in commands] == ["demo", "test"]
     assert all(cmd.startswith("python3 -m venv .venv && ") for _, cmd in commands)
     assert readme.index(".. test-command:") < readme.index("What it is")
+
+
+def test_readme_is_valid_restructuredtext() -> None:
+    import docutils.core
+    import docutils.utils
+
+    docutils.core.publish_doctree(
+        (ROOT / "README.rst").read_text(),
+        settings_overrides={"halt_level": docutils.utils.Reporter.WARNING_LEVEL},
+    )
