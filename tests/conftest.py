@@ -1,22 +1,56 @@
-"""Shared fixtures. Broker tests run against a real RabbitMQ; nothing is mocked."""
+"""Shared fixtures. Broker tests run on two brokers: the real RabbitMQ and eventrabbit.testing's
+in-memory one, through the same fixtures; nothing is mocked.
+
+Every test that uses ``broker_url`` (directly or through ``amqp_channel`` / ``names``) runs
+once per broker, with the ids ``[rabbitmq]`` and ``[memory]``, so the two cannot drift apart.
+A test marked ``real_broker`` (it needs what only a real RabbitMQ has: rabbitmqctl, vhosts,
+TLS ports, real TCP failures, connection names, subprocesses sharing the broker) is
+parametrised over ``rabbitmq`` alone: it is not collected for ``memory`` at all.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiormq
 import aiormq.abc
 import pytest
 from yarl import URL
 
-from tests.helpers import BROKER_URL, censor_url, unique
+from eventrabbit import build_event_dependencies
+from eventrabbit.common import ConsumeChannel
+from eventrabbit.connection import open_connection
+from eventrabbit.registry import Events
+from eventrabbit.service import Handle
+from eventrabbit.testing import memory_broker
+from tests.helpers import BROKER_URL, censor_url, unique, until_consumed
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 BROKER_CHECK_TIMEOUT = 5.0
 CLEANUP_TIMEOUT = 30.0
+
+#: The brokers a test runs on, by test id.
+RABBITMQ, MEMORY = "rabbitmq", "memory"
+BROKERS = (RABBITMQ, MEMORY)
+#: The marker of tests that run on the real broker only.
+REAL_BROKER = "real_broker"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``broker_kind`` (behind ``broker_url``) over the brokers a test runs on.
+
+    Module-scoped, so a module's tests run on one broker and then on the other, and a
+    module-scoped fixture can run a service per broker (``module_broker_url``).
+    """
+    if "broker_kind" not in metafunc.fixturenames:
+        return
+    real_only = metafunc.definition.get_closest_marker(REAL_BROKER) is not None
+    kinds = (RABBITMQ,) if real_only else BROKERS
+    metafunc.parametrize("broker_kind", kinds, indirect=True, scope="module")
 
 
 async def _ping_broker(url: str) -> None:
@@ -25,15 +59,23 @@ async def _ping_broker(url: str) -> None:
         await connection.close()
 
 
+def _needs_rabbitmq(item: pytest.Item) -> bool:
+    """An integration test that is not the in-memory variant of a parametrised one."""
+    if not item.path.is_relative_to(INTEGRATION_DIR):
+        return False
+    callspec = getattr(item, "callspec", None)
+    return callspec is None or callspec.params.get("broker_kind") != MEMORY
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Stop the whole run early when broker tests were collected but no broker answers.
+    """Stop the whole run early when real-broker tests were collected but no broker answers.
 
     A missing broker is an environment error, not a reason to skip: skipping
     would let a run without RabbitMQ look green.
     """
     if session.config.option.collectonly:
         return
-    if not any(item.path.is_relative_to(INTEGRATION_DIR) for item in session.items):
+    if not any(_needs_rabbitmq(item) for item in session.items):
         return
     try:
         asyncio.run(_ping_broker(BROKER_URL))
@@ -50,10 +92,41 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         )
 
 
+@contextlib.contextmanager
+def _url_of(kind: str) -> Iterator[str]:
+    """The real broker's URL, or the URL of a fresh in-memory broker (forgotten on exit)."""
+    if kind == MEMORY:
+        with memory_broker() as broker:
+            yield broker.url
+    else:
+        yield BROKER_URL
+
+
+@pytest.fixture(scope="module")
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """The broker under test: ``rabbitmq`` or ``memory`` (set by ``pytest_generate_tests``)."""
+    kind = getattr(request, "param", None)
+    if kind not in BROKERS:
+        raise RuntimeError(f"broker_kind is parametrised by conftest, not {kind!r}")
+    return str(kind)
+
+
 @pytest.fixture
-def broker_url() -> str:
-    """URL of the broker under test (EVENTRABBIT_TEST_URL, default local guest)."""
-    return BROKER_URL
+def broker_url(broker_kind: str) -> Iterator[str]:
+    """URL of the broker under test.
+
+    ``rabbitmq``: EVENTRABBIT_TEST_URL (default: the local guest). ``memory``: a fresh
+    ``eventrabbit.testing`` broker for this test alone.
+    """
+    with _url_of(broker_kind) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_broker_url(broker_kind: str) -> Iterator[str]:
+    """Like ``broker_url``, for a module-scoped fixture: one in-memory broker per module."""
+    with _url_of(broker_kind) as url:
+        yield url
 
 
 @pytest.fixture
@@ -61,9 +134,11 @@ async def amqp_channel(broker_url: str) -> AsyncIterator[aiormq.abc.AbstractChan
     """A raw aiormq channel with publisher confirms on its own connection.
 
     This is the test's independent second client: it publishes, inspects
-    queues and consumes without going through eventrabbit.
+    queues and consumes without going through eventrabbit. ``open_connection`` gives an
+    aiormq connection for ``amqp://`` and the in-memory one, with the same API, for
+    ``memory://``.
     """
-    connection = await aiormq.connect(broker_url)
+    connection = await open_connection(broker_url)
     try:
         yield await connection.channel(publisher_confirms=True)
     finally:
@@ -96,7 +171,7 @@ class Names:
         queues = [f"{q}{suffix}" for q in self.queues for suffix in ("", ".delay", ".dlq")]
         if not queues and not self.exchanges:
             return
-        connection = await aiormq.connect(url)
+        connection = await open_connection(url)
         try:
             channel = await connection.channel(publisher_confirms=False)
             # queue.delete and exchange.delete succeed for names that do not
@@ -123,3 +198,68 @@ async def names(broker_url: str) -> AsyncIterator[Names]:
     yield factory
     async with asyncio.timeout(CLEANUP_TIMEOUT):
         await factory.delete_all(broker_url)
+
+
+class Services:
+    """Builds ``events, handle`` pairs on the broker under test and runs their consumers.
+
+    Teardown releases the gates, closes every handle and ends every consume task.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.handles: list[Handle] = []
+        self.tasks: list[asyncio.Future[Any]] = []
+        self.gates: list[asyncio.Event] = []
+
+    def build(self, url: str | None = None, **kwargs: Any) -> tuple[Events, Handle]:
+        """``build_event_dependencies`` on ``url`` (default: the broker under test)."""
+        events, handle = build_event_dependencies(url or self.url, **kwargs)
+        self.handles.append(handle)
+        return events, handle
+
+    def gate(self) -> asyncio.Event:
+        """An event that teardown sets, so no handler blocks the close."""
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        return gate
+
+    def track(self, task: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        """Have teardown end ``task``."""
+        self.tasks.append(task)
+        return task
+
+    def start(self, handle: Handle, target: ConsumeChannel) -> asyncio.Future[Any]:
+        """Start ``handle.consume(target)`` and return its task at once."""
+        return self.track(asyncio.ensure_future(handle.consume(target)))
+
+    async def consume(
+        self, handle: Handle, target: ConsumeChannel, probe: aiormq.abc.AbstractChannel
+    ) -> asyncio.Future[Any]:
+        """Start ``handle.consume(target)`` and return once the queue has a consumer."""
+        task = self.start(handle, target)
+        await until_consumed(task, probe, target.queue_name)
+        return task
+
+    async def aclose(self) -> None:
+        for gate in self.gates:
+            gate.set()
+        async with asyncio.timeout(CLEANUP_TIMEOUT):
+            for handle in self.handles:
+                await handle.close()
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def services(broker_url: str, names: Names) -> AsyncIterator[Services]:
+    """``Services`` on the broker under test.
+
+    Depends on ``names`` so that the consumers stop before their queues are deleted.
+    """
+    made = Services(broker_url)
+    try:
+        yield made
+    finally:
+        await made.aclose()

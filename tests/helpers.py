@@ -1,4 +1,4 @@
-"""Helpers for tests that run against a real RabbitMQ broker.
+"""Helpers for tests that run against a broker: the real RabbitMQ or the in-memory one.
 
 Tests observe the broker through a second, independent raw aiormq client
 (the ``amqp_channel`` fixture) and these helpers, never through eventrabbit.
@@ -7,16 +7,21 @@ Tests observe the broker through a second, independent raw aiormq client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import aiormq
 import aiormq.abc
+import orjson
 from aiormq import spec
 from yarl import URL
+
+from eventrabbit.common import ConsumeChannel
+from eventrabbit.service import Handle
 
 BROKER_URL = os.environ.get("EVENTRABBIT_TEST_URL", "amqp://guest:guest@localhost:5672/")
 
@@ -27,6 +32,11 @@ def censor_url(url: str) -> str:
     if parsed.password:
         return str(parsed.with_password("******"))
     return str(parsed)
+
+
+def event(action: str, data: Any) -> bytes:
+    """The body of an event as eventrabbit publishes it: ``{"action": ..., "data": ...}``."""
+    return orjson.dumps({"action": action, "data": data})
 
 
 def unique(prefix: str) -> str:
@@ -145,6 +155,34 @@ async def queue_depth(channel: aiormq.abc.AbstractChannel, queue: str) -> int:
     return ok.message_count
 
 
+async def assert_absent(
+    channel: aiormq.abc.AbstractChannel,
+    *,
+    queues: Iterable[str] = (),
+    exchanges: Iterable[str] = (),
+) -> None:
+    """None of ``queues`` and ``exchanges`` exists: a passive declare of each fails with 404.
+
+    Each declare runs on a short-lived channel of ``channel``'s connection (a 404 closes it).
+    """
+    present = []
+    for kind, found in (("queue", queues), ("exchange", exchanges)):
+        for name in found:
+            probe = await channel.connection.channel(publisher_confirms=False)
+            try:
+                if kind == "queue":
+                    await probe.queue_declare(name, passive=True)
+                else:
+                    await probe.exchange_declare(name, exchange_type="direct", passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                continue
+            finally:
+                if not probe.is_closed:
+                    await probe.close()
+            present.append(f"{kind} {name!r}")
+    assert not present, f"still there: {', '.join(present)}"
+
+
 async def consumer_count(channel: aiormq.abc.AbstractChannel, queue: str) -> int:
     """Consumers of ``queue`` (0 when it does not exist yet), via a passive declare."""
     probe = await channel.connection.channel(publisher_confirms=False)
@@ -156,6 +194,94 @@ async def consumer_count(channel: aiormq.abc.AbstractChannel, queue: str) -> int
         if not probe.is_closed:
             await probe.close()
     return int(ok.consumer_count or 0)
+
+
+def depth_is(
+    channel: aiormq.abc.AbstractChannel, queue: str, n: int
+) -> Callable[[], Awaitable[bool]]:
+    """A ``wait_for`` predicate: ``queue`` holds exactly ``n`` ready messages."""
+
+    async def check() -> bool:
+        return await queue_depth(channel, queue) == n
+
+    check.__qualname__ = f"depth of {queue} == {n}"
+    return check
+
+
+async def until_consumed(
+    task: asyncio.Future[Any],
+    probe: aiormq.abc.AbstractChannel,
+    queue: str,
+    timeout: float = 10.0,  # noqa: ASYNC109 - the deadline also bounds the polling
+) -> None:
+    """Wait until ``queue`` has a consumer; if ``task`` (running consume) ends first, fail at
+    once with what ended it instead of after the timeout."""
+
+    async def ready() -> bool:
+        return task.done() or await consumer_count(probe, queue) >= 1
+
+    await wait_for(ready, timeout=timeout, message=f"a consumer on {queue}")
+    if task.done():
+        task.result()  # raises what ended consume
+        raise AssertionError(f"consume of {queue} returned on its own")
+
+
+async def start_consuming(
+    handle: Handle, probe: aiormq.abc.AbstractChannel, target: ConsumeChannel
+) -> asyncio.Task[None]:
+    """Start ``handle.consume(target)``; return its task once the queue has a consumer."""
+    task = asyncio.create_task(handle.consume(target))
+    await until_consumed(task, probe, target.queue_name)
+    return task
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    handle: Handle, probe: aiormq.abc.AbstractChannel, target: ConsumeChannel
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``handle.consume(target)`` until the block ends, then ``handle.close()``.
+
+    Raises AssertionError if consume ended with an error.
+    """
+    task = asyncio.create_task(handle.consume(target))
+    try:
+        await until_consumed(task, probe, target.queue_name)
+        yield task
+    finally:
+        await handle.close()
+        task.cancel()
+        results = await asyncio.gather(task, return_exceptions=True)
+    if results and isinstance(results[0], Exception):
+        raise AssertionError(f"consume ended with {results[0]!r}") from results[0]
+
+
+async def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl -q *args`` against the local (real) broker; return its output."""
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "-q",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def named_connections(name: str) -> list[tuple[str, int]]:
+    """(pid, channel count) of the real broker's connections whose client named itself
+    ``name`` (``?name=`` in the URL)."""
+    out = await rabbitmqctl(
+        "list_connections", "--no-table-headers", "pid", "client_properties", "channels"
+    )
+    found = []
+    for line in out.splitlines():
+        pid, properties, channels = line.split("\t")
+        if f'{{"connection_name","{name}"}}' in properties:
+            found.append((pid, int(channels)))
+    return found
 
 
 async def publish_raw(

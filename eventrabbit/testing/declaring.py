@@ -117,7 +117,9 @@ class DeclaringChannel(Closable):
         arguments: dict[str, Any] | None = None,
     ) -> spec.Queue.BindOk:
         """Bind ``queue`` to ``exchange``."""
-        self._broker_call(self.broker.bind, queue, exchange, routing_key, arguments)
+        self._broker_call(
+            self.broker.bind, queue, exchange, routing_key, arguments, self.connection
+        )
         return spec.Queue.BindOk()
 
     async def queue_unbind(
@@ -127,18 +129,22 @@ class DeclaringChannel(Closable):
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
     ) -> spec.Queue.UnbindOk:
-        """Remove a binding."""
-        self._broker_call(self.broker.unbind, queue, exchange, routing_key, arguments)
+        """Remove a binding (one that does not exist is fine)."""
+        self._broker_call(
+            self.broker.unbind, queue, exchange, routing_key, arguments, self.connection
+        )
         return spec.Queue.UnbindOk()
 
     async def queue_delete(
         self, queue: str = "", if_unused: bool = False, if_empty: bool = False
     ) -> spec.Queue.DeleteOk:
         """Delete a queue; its consumers are cancelled (``on_consumer_cancel_callbacks``)."""
-        count: int = self._broker_call(self.broker.delete_queue, queue, if_unused, if_empty)
+        count: int = self._broker_call(
+            self.broker.delete_queue, queue, if_unused, if_empty, by=self.connection
+        )
         return spec.Queue.DeleteOk(message_count=count)
 
     async def queue_purge(self, queue: str = "") -> spec.Queue.PurgeOk:
         """Drop a queue's ready messages."""
-        count: int = self._broker_call(self.broker.purge_queue, queue)
+        count: int = self._broker_call(self.broker.purge_queue, queue, self.connection)
         return spec.Queue.PurgeOk(message_count=count)

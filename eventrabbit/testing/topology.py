@@ -105,19 +105,43 @@ class Topology:
             )
         self.exchanges.pop(name, None)
 
-    def bind(self, queue: str, exchange: str, key: str, arguments: dict[str, Any] | None) -> None:
-        """``queue.bind``."""
+    def bind(
+        self,
+        queue: str,
+        exchange: str,
+        key: str,
+        arguments: dict[str, Any] | None,
+        connection: object,
+    ) -> None:
+        """``queue.bind`` by ``connection`` (405 for another connection's exclusive queue)."""
         target = self._binding_target(queue, exchange)
+        self.queue(queue, connection)
         if target.type == "headers" and (error := x_match_error(arguments)):
             raise ChannelPreconditionFailed(f"PRECONDITION_FAILED - {error}")
         binding = Binding(queue, key, dict(arguments) if arguments else None)
         if binding not in target.bindings:
             target.bindings.append(binding)
 
-    def unbind(self, queue: str, exchange: str, key: str, arguments: dict[str, Any] | None) -> None:
-        """``queue.unbind``."""
-        target = self._binding_target(queue, exchange)
+    def unbind(
+        self,
+        queue: str,
+        exchange: str,
+        key: str,
+        arguments: dict[str, Any] | None,
+        connection: object,
+    ) -> None:
+        """``queue.unbind`` by ``connection``.
+
+        As in RabbitMQ, removing a binding that does not exist (or whose queue or exchange does
+        not) succeeds; removing one of another connection's exclusive queue is refused (405).
+        """
+        if exchange == "":
+            raise ChannelAccessRefused(DEFAULT_EXCHANGE_REFUSED)
+        target = self.exchanges.get(exchange)
         binding = Binding(queue, key, dict(arguments) if arguments else None)
+        if target is None or queue not in self.queues or binding not in target.bindings:
+            return
+        self.queue(queue, connection)
         target.bindings = [b for b in target.bindings if b != binding]
 
     def _binding_target(self, queue: str, exchange: str) -> Exchange:
@@ -166,11 +190,24 @@ class Topology:
             raise ChannelPreconditionFailed(f"PRECONDITION_FAILED - {mismatch} in vhost '/'")
         return existing
 
-    def delete_queue(self, name: str, if_unused: bool = False, if_empty: bool = False) -> int:
-        """``queue.delete``: returns the ready messages dropped; its consumers are cancelled."""
+    def delete_queue(
+        self,
+        name: str,
+        if_unused: bool = False,
+        if_empty: bool = False,
+        *,
+        by: object | None = None,
+    ) -> int:
+        """``queue.delete``: returns the ready messages dropped; its consumers are cancelled.
+
+        :param by: the client connection that asks, refused (405) if another connection holds
+            the queue exclusively; ``None``: the broker itself (auto-delete, owner gone).
+        """
         queue = self.queues.get(name)
         if queue is None:
             return 0
+        if by is not None:
+            self.queue(name, by)
         for refused, why in (
             (if_unused and queue.consumers, "in use"),
             (if_empty and queue.ready, "not empty"),
@@ -189,9 +226,9 @@ class Topology:
             consumer.receiver.cancel_by_broker(consumer)
         return count
 
-    def purge_queue(self, name: str) -> int:
-        """``queue.purge``: drop the ready messages, return how many."""
-        return self.queue(name).purge()
+    def purge_queue(self, name: str, connection: object) -> int:
+        """``queue.purge`` by ``connection``: drop the ready messages, return how many."""
+        return self.queue(name, connection).purge()
 
     def add_reply_route(self, consumer: Consumer) -> str:
         """Register a direct reply-to consumer; returns its ``reply_to`` address."""

@@ -5,9 +5,9 @@ CONTRACT.md, "Failure handling": a body that is not JSON, not an object, lacks a
 not fit the handler (and, per QueueConfig, a body over ``max_body_size``) is dead-lettered
 at once with the reason in ``x-eventrabbit-error`` and is never retried.
 
-One service consumes one queue for the whole module, the way a real service meets a stream
-of bad messages. It retries forever with a 30 s delay, so a bad body that were wrongly
-retried could not reach the dead-letter queue within the tests' 5 s timeouts.
+One service consumes one queue for the whole module (one per broker), the way a real service
+meets a stream of bad messages. It retries forever with a 30 s delay, so a bad body that were
+wrongly retried could not reach the dead-letter queue within the tests' 5 s timeouts.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import aiormq
 import aiormq.abc
 import orjson
 import pytest
@@ -26,8 +25,9 @@ from aiormq import spec
 
 from eventrabbit import RetryConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
+from eventrabbit.connection import open_connection
 from tests.conftest import Names
-from tests.helpers import BROKER_URL, collect, publish_raw, queue_depth, wait_for
+from tests.helpers import collect, publish_raw, queue_depth, until_consumed, wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -103,13 +103,14 @@ class Service:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def service() -> AsyncIterator[Service]:
+async def service(module_broker_url: str) -> AsyncIterator[Service]:
+    url = module_broker_url
     names = Names()
     queue = names.queue("bad")
     events, handle = build_event_dependencies(
-        BROKER_URL, retry_config=RetryConfig(max_retries=-1, retry_delay_seconds=30)
+        url, retry_config=RetryConfig(max_retries=-1, retry_delay_seconds=30)
     )
-    connection = await aiormq.connect(BROKER_URL)
+    connection = await open_connection(url)
     channel = await connection.channel(publisher_confirms=True)
     svc = Service(queue, channel)
 
@@ -118,24 +119,9 @@ async def service() -> AsyncIterator[Service]:
         svc.calls.append(token)
         return {"token": token}
 
-    task = asyncio.create_task(handle.consume(ConsumeChannel(url=BROKER_URL, queue_name=queue)))
-
-    async def consuming() -> bool:
-        if task.done():
-            task.result()
-            raise AssertionError("consume returned on its own")
-        probe = await connection.channel(publisher_confirms=False)
-        try:
-            ok = await probe.queue_declare(queue, passive=True)
-        except aiormq.ChannelNotFoundEntity:
-            return False
-        finally:
-            if not probe.is_closed:
-                await probe.close()
-        return bool(ok.consumer_count)
-
+    task = asyncio.create_task(handle.consume(ConsumeChannel(url=url, queue_name=queue)))
     try:
-        await wait_for(consuming, timeout=10, message=f"consumer on {queue}")
+        await until_consumed(task, channel, queue)
         yield svc
         assert not task.done(), "consume ended during the module"
     finally:
@@ -143,7 +129,7 @@ async def service() -> AsyncIterator[Service]:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await connection.close()
-        await names.delete_all(BROKER_URL)
+        await names.delete_all(url)
 
 
 async def dead_letter_of(

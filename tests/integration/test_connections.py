@@ -7,7 +7,6 @@ import logging
 import traceback
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote
 
 import aiormq
@@ -17,13 +16,21 @@ import pytest
 from yarl import URL
 
 import eventrabbit
-from eventrabbit import ReconnectConfig, build_event_dependencies
+from eventrabbit import ReconnectConfig
 from eventrabbit.common import ConsumeChannel
 from eventrabbit.connection import open_connection
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
-from tests.conftest import Names
-from tests.helpers import collect, queue_depth, unique, wait_for
+from tests.conftest import Names, Services
+from tests.helpers import (
+    BROKER_URL,
+    assert_absent,
+    collect,
+    named_connections,
+    queue_depth,
+    rabbitmqctl,
+    unique,
+    until_consumed,
+    wait_for,
+)
 
 Channel = aiormq.abc.AbstractChannel
 WRONG_PASSWORD = "wrongpass"
@@ -31,44 +38,13 @@ TLS_PASSWORD = "s3cr3t"
 # Nothing listens there: the local broker has no TLS listener, port 1 is closed.
 TLS_URL = f"amqps://guest:{TLS_PASSWORD}@127.0.0.1:5671/"
 CLOSED_PORT_URL = f"amqp://guest:{WRONG_PASSWORD}@127.0.0.1:1/"
-WRONG_PASSWORD_URL = f"amqp://guest:{WRONG_PASSWORD}@localhost:5672/"
+# The real broker (EVENTRABBIT_TEST_URL), with a password it refuses.
+WRONG_PASSWORD_URL = str(URL(BROKER_URL).with_password(WRONG_PASSWORD))
 
 
-async def consumer_count(channel: Channel, queue: str) -> int:
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.ChannelNotFoundEntity:
-        return 0
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    assert ok.consumer_count is not None
-    return ok.consumer_count
-
-
-async def rabbitmqctl(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl",
-        "-q",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
-
-
-async def named_connections(name: str) -> list[str]:
+async def connection_pids(name: str) -> list[str]:
     """Pids of the broker connections whose client named itself ``name``."""
-    out = await rabbitmqctl("list_connections", "--no-table-headers", "pid", "client_properties")
-    return [
-        line.split("\t")[0]
-        for line in out.splitlines()
-        if f'{{"connection_name","{name}"}}' in line
-    ]
+    return [pid for pid, _ in await named_connections(name)]
 
 
 def exception_text(exc: BaseException) -> str:
@@ -92,41 +68,6 @@ def record_text(record: logging.LogRecord) -> str:
     return "\n".join(parts)
 
 
-class Services:
-    """``events, handle`` pairs and their consume tasks, all stopped at teardown."""
-
-    def __init__(self) -> None:
-        self.handles: list[Handle] = []
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def build(self, url: str, **kwargs: Any) -> tuple[Events, Handle]:
-        events, handle = build_event_dependencies(url, **kwargs)
-        self.handles.append(handle)
-        return events, handle
-
-    def start(self, handle: Handle, target: ConsumeChannel) -> asyncio.Task[None]:
-        task = asyncio.create_task(handle.consume(target))
-        self.tasks.append(task)
-        return task
-
-    async def aclose(self) -> None:
-        async with asyncio.timeout(30):
-            for handle in self.handles:
-                await handle.close()
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-@pytest.fixture
-async def services(names: Names) -> AsyncIterator[Services]:
-    services = Services()
-    try:
-        yield services
-    finally:
-        await services.aclose()
-
-
 async def fanout_with_queue(channel: Channel, names: Names) -> tuple[str, str]:
     exchange, queue = names.exchange(), names.queue()
     await channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
@@ -138,6 +79,7 @@ async def fanout_with_queue(channel: Channel, names: Names) -> tuple[str, str]:
 # --------------------------------------------------------------------------- idle_timeout
 
 
+@pytest.mark.real_broker  # watches a named connection with rabbitmqctl
 async def test_idle_publisher_connection_closes_and_reopens(
     services: Services, names: Names, amqp_channel: Channel, broker_url: str
 ) -> None:
@@ -152,7 +94,7 @@ async def test_idle_publisher_connection_closes_and_reopens(
     async def seen_while_publishing() -> tuple[list[str], int]:
         """List the broker's connections while publishing often enough to stay connected."""
         sent = 0
-        listing = asyncio.ensure_future(named_connections(connection_name))
+        listing = asyncio.ensure_future(connection_pids(connection_name))
         while not listing.done():
             await tick(sent)
             sent += 1
@@ -167,7 +109,7 @@ async def test_idle_publisher_connection_closes_and_reopens(
     await wait_for(lambda: not events.publisher.connected, timeout=2.5, message="idle close")
 
     async def closed_on_broker() -> bool:
-        return not await named_connections(connection_name)
+        return not await connection_pids(connection_name)
 
     await wait_for(closed_on_broker, timeout=5, message="the broker saw the connection close")
 
@@ -181,6 +123,7 @@ async def test_idle_publisher_connection_closes_and_reopens(
     assert await queue_depth(amqp_channel, queue) == 0
 
 
+@pytest.mark.real_broker  # rabbitmqctl closes the connection
 async def test_publisher_connection_closed_by_broker_is_reopened(
     services: Services, names: Names, amqp_channel: Channel, broker_url: str
 ) -> None:
@@ -193,14 +136,14 @@ async def test_publisher_connection_closed_by_broker_is_reopened(
         return {"n": n}
 
     await tick(1)
-    [pid] = await named_connections(connection_name)
+    [pid] = await connection_pids(connection_name)
     await rabbitmqctl("close_connection", pid, "test: publisher connection lost")
     await wait_for(lambda: not events.publisher.connected, timeout=5, message="loss noticed")
 
     assert await tick(2) == {"n": 2}
     messages = await collect(amqp_channel, queue, 2)
     assert [orjson.loads(m.body)["data"] for m in messages] == [{"n": 1}, {"n": 2}]
-    assert await named_connections(connection_name) not in ([], [pid])
+    assert await connection_pids(connection_name) not in ([], [pid])
 
 
 GAPS = (0.45, 0.28, 0.3, 0.32)
@@ -238,6 +181,7 @@ async def test_idle_close_never_interrupts_a_publish(
 # --------------------------------------------------------------------------- URLs
 
 
+@pytest.mark.real_broker  # TLS to a real port where nothing listens
 async def test_amqps_url_accepted_and_failure_names_no_password(
     services: Services, names: Names
 ) -> None:
@@ -260,6 +204,7 @@ async def test_amqps_url_accepted_and_failure_names_no_password(
     assert TLS_PASSWORD not in exception_text(published.value)
 
 
+@pytest.mark.real_broker  # real TCP and authentication failures
 @pytest.mark.parametrize("url", [WRONG_PASSWORD_URL, CLOSED_PORT_URL, TLS_URL])
 async def test_no_password_in_logs_or_exceptions(
     services: Services,
@@ -331,6 +276,7 @@ async def vhost() -> AsyncIterator[str]:
         await rabbitmqctl("delete_vhost", name)
 
 
+@pytest.mark.real_broker  # creates a vhost with rabbitmqctl
 async def test_vhost_in_url_is_honoured(
     vhost: str, services: Services, amqp_channel: Channel, broker_url: str
 ) -> None:
@@ -353,12 +299,7 @@ async def test_vhost_in_url_is_honoured(
     connection = await aiormq.connect(vhost_url)
     try:
         in_vhost = await connection.channel()
-
-        async def ready() -> bool:
-            return task.done() or await consumer_count(in_vhost, queue) >= 1
-
-        await wait_for(ready, timeout=10, message=f"a consumer on {queue} in {vhost}")
-        assert not task.done()
+        await until_consumed(task, in_vhost, queue)
 
         # Published through the vhost's exchange by the service itself.
         await events.publish(exchange, "PING", {"n": 1})
@@ -370,11 +311,6 @@ async def test_vhost_in_url_is_honoured(
         await in_vhost.queue_declare(f"{queue}.dlq", passive=True)
         await in_vhost.exchange_declare(exchange, exchange_type="fanout", passive=True)
         # ... and only there.
-        for name in (queue, f"{queue}.dlq"):
-            with pytest.raises(aiormq.ChannelNotFoundEntity):
-                await queue_depth(amqp_channel, name)
-        probe = await amqp_channel.connection.channel()
-        with pytest.raises(aiormq.ChannelNotFoundEntity):
-            await probe.exchange_declare(exchange, exchange_type="fanout", passive=True)
+        await assert_absent(amqp_channel, queues=(queue, f"{queue}.dlq"), exchanges=(exchange,))
     finally:
         await connection.close()

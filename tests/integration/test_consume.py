@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -17,34 +16,25 @@ import aiormq.abc
 import orjson
 import pytest
 
-from eventrabbit import ExchangeType, QueueConfig, RetryConfig, build_event_dependencies
+from eventrabbit import ExchangeType, QueueConfig, RetryConfig
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
-from tests.conftest import Names
-from tests.helpers import get_one, publish_raw, queue_depth, wait_for
+from tests.conftest import Names, Services
+from tests.helpers import (
+    consumer_count,
+    depth_is,
+    event,
+    get_one,
+    named_connections,
+    publish_raw,
+    queue_depth,
+    rabbitmqctl,
+    until_consumed,
+    wait_for,
+)
 
 Channel = aiormq.abc.AbstractChannel
 
 # --------------------------------------------------------------------------- local helpers
-
-
-def event(action: str, data: Any) -> bytes:
-    return orjson.dumps({"action": action, "data": data})
-
-
-async def consumer_count(channel: Channel, queue: str) -> int:
-    """Consumers of ``queue`` (0 if it does not exist), on a throwaway channel."""
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.ChannelNotFoundEntity:
-        return 0
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    assert ok.consumer_count is not None
-    return ok.consumer_count
 
 
 async def routed(channel: Channel, exchange: str, routing_key: str, body: bytes) -> bool:
@@ -57,41 +47,6 @@ async def routed(channel: Channel, exchange: str, routing_key: str, body: bytes)
         return False
     assert isinstance(confirm, aiormq.spec.Basic.Ack), confirm
     return True
-
-
-def depth_is(channel: Channel, queue: str, n: int) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return await queue_depth(channel, queue) == n
-
-    check.__qualname__ = f"depth of {queue} == {n}"
-    return check
-
-
-async def rabbitmqctl(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl",
-        "-q",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
-
-
-async def named_connections(name: str) -> list[tuple[str, int]]:
-    """(pid, channel count) of the broker connections whose client named itself ``name``."""
-    out = await rabbitmqctl(
-        "list_connections", "--no-table-headers", "pid", "client_properties", "channels"
-    )
-    found = []
-    for line in out.splitlines():
-        pid, properties, channels = line.split("\t")
-        if f'{{"connection_name","{name}"}}' in properties:
-            found.append((pid, int(channels)))
-    return found
 
 
 async def assert_durable_queue(channel: Channel, queue: str) -> None:
@@ -108,69 +63,6 @@ async def assert_durable_exchange(channel: Channel, exchange: str, exchange_type
     await probe.exchange_declare(exchange, exchange_type=exchange_type, durable=True)
     with pytest.raises(aiormq.ChannelPreconditionFailed):
         await probe.exchange_declare(exchange, exchange_type=exchange_type, durable=False)
-
-
-class Services:
-    """Builds ``events, handle`` pairs and runs consumers; tears everything down."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.handles: list[Handle] = []
-        self.tasks: list[asyncio.Future[Any]] = []
-        self.gates: list[asyncio.Event] = []
-
-    def build(self, url: str | None = None, **kwargs: Any) -> tuple[Events, Handle]:
-        events, handle = build_event_dependencies(url or self.url, **kwargs)
-        self.handles.append(handle)
-        return events, handle
-
-    def gate(self) -> asyncio.Event:
-        """An event that teardown sets, so no handler blocks the close."""
-        gate = asyncio.Event()
-        self.gates.append(gate)
-        return gate
-
-    def track(self, task: asyncio.Future[Any]) -> asyncio.Future[Any]:
-        self.tasks.append(task)
-        return task
-
-    async def consume(
-        self, handle: Handle, target: ConsumeChannel, probe: Channel
-    ) -> asyncio.Future[Any]:
-        """Start ``handle.consume(target)`` and return once the queue has a consumer."""
-        task = self.track(asyncio.ensure_future(handle.consume(target)))
-        await until_consumed(task, probe, target.queue_name)
-        return task
-
-    async def aclose(self) -> None:
-        for gate in self.gates:
-            gate.set()
-        async with asyncio.timeout(30):
-            for handle in self.handles:
-                await handle.close()
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-async def until_consumed(task: asyncio.Future[Any], probe: Channel, queue: str) -> None:
-    async def ready() -> bool:
-        return task.done() or await consumer_count(probe, queue) >= 1
-
-    await wait_for(ready, timeout=10, message=f"a consumer on {queue}")
-    if task.done():
-        task.result()  # raises what ended consume
-        raise AssertionError("consume returned")
-
-
-@pytest.fixture
-async def services(broker_url: str, names: Names) -> AsyncIterator[Services]:
-    # Depends on ``names`` so that consumers stop before their queues are deleted.
-    services = Services(broker_url)
-    try:
-        yield services
-    finally:
-        await services.aclose()
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -281,6 +173,7 @@ async def test_explicit_binding_keys(
         assert sorted([await got.get() for _ in keys]) == list(range(len(keys)))
 
 
+@pytest.mark.real_broker  # lists the bindings with rabbitmqctl
 async def test_exchange_type_without_exchange_name_binds_nothing(
     services: Services, names: Names, amqp_channel: Channel, broker_url: str
 ) -> None:
@@ -314,6 +207,7 @@ async def test_exchange_type_without_exchange_name_binds_nothing(
 # --------------------------------------------------------------------------- connections
 
 
+@pytest.mark.real_broker  # counts named connections with rabbitmqctl
 async def test_consumers_of_one_url_share_one_connection(
     services: Services, names: Names, amqp_channel: Channel, broker_url: str
 ) -> None:
@@ -419,6 +313,7 @@ async def test_message_unacked_while_handler_runs_comes_back_on_close(
     assert orjson.loads(message.body) == {"action": "SLOW", "data": {}}
 
 
+@pytest.mark.real_broker  # rabbitmqctl closes the connection
 async def test_message_unacked_while_handler_runs_redelivered_after_connection_loss(
     services: Services, names: Names, amqp_channel: Channel, broker_url: str
 ) -> None:

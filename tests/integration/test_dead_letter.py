@@ -8,9 +8,7 @@ replies a caller receives (on an exclusive queue and on RabbitMQ's direct reply-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +18,8 @@ import orjson
 
 from eventrabbit import RetryConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.service import Handle
 from tests.conftest import Names
-from tests.helpers import collect, get_one, publish_raw, queue_depth, wait_for
+from tests.helpers import collect, event, get_one, publish_raw, queue_depth, serving, wait_for
 
 Channel = aiormq.abc.AbstractChannel
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -31,43 +28,6 @@ DELAY = 0.3
 
 
 # --- local helpers ------------------------------------------------------------------------
-
-
-async def consumer_count(channel: Channel, queue: str) -> int:
-    """Consumers of ``queue`` via a passive declare on a throwaway channel (0 if missing)."""
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.ChannelNotFoundEntity:
-        return 0
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    return ok.consumer_count or 0
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handle: Handle, probe: Channel, target: ConsumeChannel
-) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``handle.consume(target)`` until the block ends, then ``handle.close()``."""
-    task = asyncio.create_task(handle.consume(target))
-
-    async def consuming() -> bool:
-        if task.done():  # a TopologyError or a bug: show it now, not after a timeout
-            task.result()
-            raise AssertionError("consume returned on its own")
-        return await consumer_count(probe, target.queue_name) >= 1
-
-    try:
-        await wait_for(consuming, timeout=10, message=f"consumer on {target.queue_name}")
-        yield task
-    finally:
-        await handle.close()
-        task.cancel()
-        results = await asyncio.gather(task, return_exceptions=True)
-    if results and isinstance(results[0], Exception):
-        raise AssertionError(f"consume ended with {results[0]!r}") from results[0]
 
 
 class FailingService:
@@ -163,7 +123,7 @@ async def test_a_request_that_fails_for_good_gets_exactly_one_error_reply(
     async with serving(service.handle, amqp_channel, service.target):
         await publish_raw(
             amqp_channel,
-            orjson.dumps({"action": "CHARGE", "data": {"amount": 5}}),
+            event("CHARGE", {"amount": 5}),
             queue,
             reply_to=reply_queue,
             correlation_id=correlation_id,
@@ -206,7 +166,7 @@ async def test_a_failed_request_over_direct_reply_to_gets_exactly_one_error_repl
     async with serving(service.handle, amqp_channel, service.target):
         await publish_raw(
             amqp_channel,
-            orjson.dumps({"action": "CHARGE", "data": {"amount": 9}}),
+            event("CHARGE", {"amount": 9}),
             queue,
             reply_to=DIRECT_REPLY_TO,
             correlation_id=correlation_id,

@@ -19,16 +19,19 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import aiormq
 import aiormq.abc
-import orjson
 import pytest
 
 from tests.conftest import CLEANUP_TIMEOUT, Names
-from tests.helpers import publish_raw, unique, wait_for
+from tests.helpers import assert_absent, consumer_count, event, publish_raw, unique, wait_for
+
+# The examples run in subprocesses: an in-memory broker lives in one process and cannot be
+# shared with them, so whatever they do is observed on the real broker only.
+pytestmark = pytest.mark.real_broker
 
 Channel = aiormq.abc.AbstractChannel
 
@@ -62,19 +65,6 @@ AIO_PIKA_IMPORT = "from aio_pika import ExchangeType\n"
 def example_env(url: str, **extra: str) -> dict[str, str]:
     """The environment of an example: the test broker, unbuffered output."""
     return {**os.environ, "EVENTRABBIT_URL": url, "PYTHONUNBUFFERED": "1", **extra}
-
-
-async def consumer_count(channel: Channel, queue: str) -> int:
-    """Consumers of ``queue`` (0 if it does not exist yet), via a passive declare."""
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.exceptions.ChannelNotFoundEntity:
-        return 0  # the 404 closed the probe channel
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    return ok.consumer_count or 0
 
 
 class Example:
@@ -121,6 +111,15 @@ class Example:
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the example's output ends:\n{self.tail()}") from None
 
+    async def wait_consuming(self, probe: Channel, queues: Iterable[str]) -> None:
+        """Wait until each of ``queues`` has a consumer (within the startup timeout)."""
+        for queue in queues:
+            await self.wait_until(
+                functools.partial(consumer_count, probe, queue),
+                f"a consumer on queue {queue!r}",
+                timeout=STARTUP_TIMEOUT,
+            )
+
     async def wait_exit(self, timeout: float) -> int | None:  # noqa: ASYNC109
         """The exit code, or ``None`` if the process still runs after ``timeout`` s."""
         try:
@@ -165,29 +164,37 @@ async def started(script: Path, env: dict[str, str]) -> AsyncIterator[Example]:
         await example.terminate()
 
 
-# --- examples/demo.py ----------------------------------------------------------------------------
+async def run_demo(url: str, timeout: float) -> tuple[int | None, str, str]:  # noqa: ASYNC109
+    """Run ``examples/demo.py`` on ``url`` to its end (killed after ``timeout`` s).
 
-
-@pytest.mark.timeout(90)
-async def test_demo_runs_every_step_and_cleans_up(amqp_channel: Channel, broker_url: str) -> None:
+    Returns its exit code, stdout and stderr.
+    """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(DEMO),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=example_env(broker_url),
+        env=example_env(url),
         cwd=EXAMPLES.parent,
     )
     try:
-        async with asyncio.timeout(60):
-            stdout_bytes, stderr_bytes = await process.communicate()
+        async with asyncio.timeout(timeout):
+            stdout, stderr = await process.communicate()
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
-    stdout, stderr = stdout_bytes.decode(), stderr_bytes.decode()
-    report = f"exit code {process.returncode}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    assert process.returncode == 0, report
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+# --- examples/demo.py ----------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+async def test_demo_runs_every_step_and_cleans_up(amqp_channel: Channel, broker_url: str) -> None:
+    code, stdout, stderr = await run_demo(broker_url, timeout=60)
+    report = f"exit code {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    assert code == 0, report
     assert "Traceback" not in stdout + stderr, report
 
     # The six numbered steps, in order.
@@ -233,36 +240,18 @@ async def test_demo_runs_every_step_and_cleans_up(amqp_channel: Channel, broker_
     assert stdout.rstrip().splitlines()[-1].startswith("demo: all 6 steps done"), report
 
     # Everything the demo declared is gone.
-    for name in (queue_name, f"{queue_name}.delay", f"{queue_name}.dlq"):
-        probe = await amqp_channel.connection.channel()
-        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
-            await probe.queue_declare(name, passive=True)
-    exchange = queue_name.replace("demo.orders.", "demo.events.")
-    probe = await amqp_channel.connection.channel()
-    with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
-        await probe.exchange_declare(exchange, exchange_type="fanout", passive=True)
+    await assert_absent(
+        amqp_channel,
+        queues=(queue_name, f"{queue_name}.delay", f"{queue_name}.dlq"),
+        exchanges=(queue_name.replace("demo.orders.", "demo.events."),),
+    )
 
 
 async def test_demo_without_broker_says_so_in_one_line() -> None:
-    url = "amqp://guest:secretpw@127.0.0.1:1/"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(DEMO),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=example_env(url),
-        cwd=EXAMPLES.parent,
-    )
-    try:
-        async with asyncio.timeout(30):
-            stdout_bytes, stderr_bytes = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    output = stdout_bytes.decode() + stderr_bytes.decode()
-    report = f"exit code {process.returncode}, output:\n{output}"
-    assert process.returncode == 2, report
+    code, stdout, stderr = await run_demo("amqp://guest:secretpw@127.0.0.1:1/", timeout=30)
+    output = stdout + stderr
+    report = f"exit code {code}, output:\n{output}"
+    assert code == 2, report
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1, report
     assert lines[0].startswith("demo: no RabbitMQ at amqp://guest:******@127.0.0.1:1/"), report
@@ -317,17 +306,12 @@ async def test_full_example_consumes_and_its_handlers_run(
         script.write_text(source.replace(EVENTRABBIT_IMPORT, AIO_PIKA_IMPORT))
 
     async with started(script, example_env(broker_url)) as example:
-        for queue in SEED_QUEUES:
-            await example.wait_until(
-                functools.partial(consumer_count, amqp_channel, queue),
-                f"a consumer on queue {queue!r}",
-                timeout=STARTUP_TIMEOUT,
-            )
+        await example.wait_consuming(amqp_channel, SEED_QUEUES)
 
         # a1 handles TRACKERS_INFO and publishes another one: the seed's endless ping-pong.
         await publish_raw(
             amqp_channel,
-            orjson.dumps({"action": "TRACKERS_INFO", "data": {"b": "x"}}),
+            event("TRACKERS_INFO", {"b": "x"}),
             routing_key="",
             exchange="GOOGLE_FANOUT_EXCHANGE",
             content_type="application/json",
@@ -338,7 +322,7 @@ async def test_full_example_consumes_and_its_handlers_run(
         # a2 handles TRACKERS_INFO_1 (and publishes one again through PROFILE_FANOUT_EXCHANGE).
         await publish_raw(
             amqp_channel,
-            orjson.dumps({"action": "TRACKERS_INFO_1", "data": {"b": "y"}}),
+            event("TRACKERS_INFO_1", {"b": "y"}),
             routing_key="",
             exchange="PROFILE_FANOUT_EXCHANGE",
             content_type="application/json",
@@ -376,16 +360,11 @@ async def test_service_stops_gracefully_on_signal(
     env = example_env(broker_url, EVENTRABBIT_SERVICE_PREFIX=prefix)
 
     async with started(SERVICE, env) as service:
-        for queue in queues:
-            await service.wait_until(
-                functools.partial(consumer_count, amqp_channel, queue),
-                f"a consumer on queue {queue!r}",
-                timeout=STARTUP_TIMEOUT,
-            )
+        await service.wait_consuming(amqp_channel, queues)
         # It works: USER_CREATED -> SEND_EMAIL -> EMAIL_SENT across two of its queues.
         await publish_raw(
             amqp_channel,
-            orjson.dumps({"action": "USER_CREATED", "data": {"user_id": 1, "name": "Ada"}}),
+            event("USER_CREATED", {"user_id": 1, "name": "Ada"}),
             routing_key="",
             exchange=f"{prefix}.users",
         )

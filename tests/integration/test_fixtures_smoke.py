@@ -1,13 +1,16 @@
-"""The shared fixtures and helpers work against the real broker."""
+"""The shared fixtures and helpers work the same on both brokers."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 import aiormq
 import aiormq.abc
 import pytest
 
+from eventrabbit.connection import open_connection
 from tests.conftest import Names
-from tests.helpers import collect, get_one, publish_raw, queue_depth, wait_for
+from tests.helpers import assert_absent, collect, get_one, publish_raw, queue_depth, wait_for
 
 Channel = aiormq.abc.AbstractChannel
 
@@ -104,9 +107,39 @@ async def test_names_deletes_what_it_handed_out(amqp_channel: Channel, broker_ur
 
     await names.delete_all(broker_url)
 
-    for name in (queue, f"{queue}.dlq"):
-        with pytest.raises(aiormq.ChannelNotFoundEntity):
-            await queue_depth(amqp_channel, name)
-    probe = await amqp_channel.connection.channel()
-    with pytest.raises(aiormq.ChannelNotFoundEntity):
-        await probe.exchange_declare(exchange, exchange_type="fanout", passive=True)
+    await assert_absent(amqp_channel, queues=(queue, f"{queue}.dlq"), exchanges=(exchange,))
+    assert await queue_depth(amqp_channel, locked) == 0  # still there, its owner's
+
+
+async def test_an_exclusive_queue_is_its_connections_alone(
+    amqp_channel: Channel, broker_url: str, names: Names
+) -> None:
+    queue = names.queue("mine")
+    await amqp_channel.queue_declare(queue, exclusive=True)
+    await amqp_channel.queue_bind(queue, "amq.direct", routing_key=queue)
+    await publish_raw(amqp_channel, b"x", queue)
+    attempts: dict[str, Callable[[Channel], Awaitable[object]]] = {
+        "declare": lambda c: c.queue_declare(queue, passive=True),
+        "bind": lambda c: c.queue_bind(queue, "amq.fanout"),
+        "unbind": lambda c: c.queue_unbind(queue, "amq.direct", routing_key=queue),
+        "purge": lambda c: c.queue_purge(queue),
+        "delete": lambda c: c.queue_delete(queue),
+        "get from": lambda c: c.basic_get(queue),
+    }
+    other = await open_connection(broker_url)
+    try:
+        for what, attempt in attempts.items():
+            try:
+                await attempt(await other.channel())
+            except aiormq.ChannelLockedResource:
+                continue
+            raise AssertionError(f"another connection could {what} an exclusive queue")
+    finally:
+        await other.close()
+
+    # Its own connection may do all of that; removing a binding that is gone is no error.
+    assert (await amqp_channel.queue_purge(queue)).message_count == 1
+    for _ in range(2):
+        await amqp_channel.queue_unbind(queue, "amq.direct", routing_key=queue)
+    await amqp_channel.queue_delete(queue)
+    await assert_absent(amqp_channel, queues=(queue,))

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiormq
 import aiormq.abc
 import orjson
 import pytest
@@ -14,26 +13,9 @@ import pytest
 from eventrabbit import build_event_dependencies
 from eventrabbit.common import ConsumeChannel
 from tests.conftest import Names
-from tests.helpers import get_one, publish_raw, queue_depth, wait_for
+from tests.helpers import event, get_one, publish_raw, queue_depth, until_consumed
 
 Channel = aiormq.abc.AbstractChannel
-
-
-def event(action: str, data: Any) -> bytes:
-    return orjson.dumps({"action": action, "data": data})
-
-
-async def consumer_count(channel: Channel, queue: str) -> int:
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.ChannelNotFoundEntity:
-        return 0
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    assert ok.consumer_count is not None
-    return ok.consumer_count
 
 
 class Service:
@@ -48,14 +30,7 @@ class Service:
         target = ConsumeChannel(url=self.url, queue_name=queue, **channel)
         task = asyncio.create_task(self.handle.consume(target))
         self.tasks.append(task)
-
-        async def ready() -> bool:
-            return task.done() or await consumer_count(probe, queue) >= 1
-
-        await wait_for(ready, timeout=10, message=f"a consumer on {queue}")
-        if task.done():
-            task.result()
-            raise AssertionError("consume returned")
+        await until_consumed(task, probe, queue)
         return task
 
     async def aclose(self) -> None:

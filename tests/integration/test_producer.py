@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +14,10 @@ import orjson
 import pytest
 
 import eventrabbit
-from eventrabbit import build_event_dependencies
 from eventrabbit.registry import Events
 from eventrabbit.service import Handle
-from tests.conftest import Names
-from tests.helpers import collect, get_one, queue_depth
+from tests.conftest import Names, Services
+from tests.helpers import assert_absent, collect, get_one, queue_depth
 
 Channel = aiormq.abc.AbstractChannel
 
@@ -36,13 +34,8 @@ async def bound_queue(
 
 
 @pytest.fixture
-async def service(broker_url: str, names: Names) -> AsyncIterator[tuple[Events, Handle]]:
-    events, handle = build_event_dependencies(broker_url)
-    try:
-        yield events, handle
-    finally:
-        async with asyncio.timeout(10):
-            await handle.close()
+def service(services: Services) -> tuple[Events, Handle]:
+    return services.build()
 
 
 def assert_event_properties(message: aiormq.abc.DeliveredMessage) -> None:
@@ -173,9 +166,7 @@ async def test_missing_exchange_raises_publish_error_naming_it(
         await lost()
     assert not isinstance(info.value, eventrabbit.UnroutableError)
     # The producer never declares the exchange.
-    probe = await amqp_channel.connection.channel()
-    with pytest.raises(aiormq.ChannelNotFoundEntity):
-        await probe.exchange_declare(missing, exchange_type="fanout", passive=True)
+    await assert_absent(amqp_channel, exchanges=(missing,))
 
     # The failed publish closed the publisher's channel broker-side; the next one works.
     assert await found() == {"n": 2}

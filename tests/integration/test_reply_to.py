@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiormq
 import aiormq.abc
 import orjson
 import pytest
 
-from eventrabbit import RetryConfig, build_event_dependencies
+from eventrabbit import RetryConfig
 from eventrabbit.common import ConsumeChannel
 from eventrabbit.registry import Events
 from eventrabbit.service import Handle
-from tests.conftest import Names
-from tests.helpers import get_one, publish_raw, queue_depth, wait_for
+from tests.conftest import Names, Services
+from tests.helpers import event, get_one, publish_raw, queue_depth, start_consuming
 
 Channel = aiormq.abc.AbstractChannel
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -35,45 +33,14 @@ JSON_VALUES = [
 JSON_IDS = ["dict", "list", "str", "int", "float", "true", "false", "null"]
 
 
-def event(action: str, data: Any) -> bytes:
-    return orjson.dumps({"action": action, "data": data})
-
-
-async def consumer_count(channel: Channel, queue: str) -> int:
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.ChannelNotFoundEntity:
-        return 0
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    assert ok.consumer_count is not None
-    return ok.consumer_count
-
-
 @pytest.fixture
-async def service(broker_url: str, names: Names) -> AsyncIterator[tuple[Events, Handle]]:
+def service(services: Services) -> tuple[Events, Handle]:
     # No retries: a failing request fails for good at once.
-    events, handle = build_event_dependencies(broker_url, retry_config=RetryConfig(max_retries=0))
-    try:
-        yield events, handle
-    finally:
-        async with asyncio.timeout(30):
-            await handle.close()
+    return services.build(retry_config=RetryConfig(max_retries=0))
 
 
 async def consume(handle: Handle, probe: Channel, url: str, queue: str) -> asyncio.Task[None]:
-    task = asyncio.create_task(handle.consume(ConsumeChannel(url=url, queue_name=queue)))
-
-    async def ready() -> bool:
-        return task.done() or await consumer_count(probe, queue) >= 1
-
-    await wait_for(ready, timeout=10, message=f"a consumer on {queue}")
-    if task.done():
-        task.result()
-        raise AssertionError("consume returned")
-    return task
+    return await start_consuming(handle, probe, ConsumeChannel(url=url, queue_name=queue))
 
 
 @pytest.mark.parametrize("value", JSON_VALUES, ids=JSON_IDS)

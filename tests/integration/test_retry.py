@@ -8,23 +8,19 @@ dead-lettered copy in ``<q>.dlq``, and handler call times measured with ``loop.t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import aiormq
 import aiormq.abc
-import orjson
 from aiormq import spec
 
 from eventrabbit import RetryConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.service import Handle
 from tests.conftest import Names
-from tests.helpers import get_one, publish_raw, queue_depth, wait_for
+from tests.helpers import depth_is, event, get_one, publish_raw, queue_depth, serving, wait_for
 
 Channel = aiormq.abc.AbstractChannel
 
@@ -42,47 +38,6 @@ BROKER_HEADERS = (
 
 
 # --- local helpers ------------------------------------------------------------------------
-
-
-def event(action: str, data: Any) -> bytes:
-    return orjson.dumps({"action": action, "data": data})
-
-
-async def consumer_count(channel: Channel, queue: str) -> int:
-    """Consumers of ``queue`` via a passive declare on a throwaway channel (0 if missing)."""
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.ChannelNotFoundEntity:
-        return 0
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    return ok.consumer_count or 0
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handle: Handle, probe: Channel, target: ConsumeChannel
-) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``handle.consume(target)`` until the block ends, then ``handle.close()``."""
-    task = asyncio.create_task(handle.consume(target))
-
-    async def consuming() -> bool:
-        if task.done():  # a TopologyError or a bug: show it now, not after a timeout
-            task.result()
-            raise AssertionError("consume returned on its own")
-        return await consumer_count(probe, target.queue_name) >= 1
-
-    try:
-        await wait_for(consuming, timeout=10, message=f"consumer on {target.queue_name}")
-        yield task
-    finally:
-        await handle.close()
-        task.cancel()
-        results = await asyncio.gather(task, return_exceptions=True)
-    if results and isinstance(results[0], Exception):
-        raise AssertionError(f"consume ended with {results[0]!r}") from results[0]
 
 
 async def peek(channel: Channel, queue: str) -> aiormq.abc.DeliveredMessage | None:
@@ -387,15 +342,11 @@ async def test_a_waiting_retry_survives_a_restart_of_the_service(
         await publish_raw(amqp_channel, event("JOB", {"job": "j-1"}), queue)
         await asyncio.wait_for(failed.wait(), timeout=10)
         # The retry copy is parked in the delay queue when the service stops.
-        await wait_for(
-            lambda: _depth_is(amqp_channel, f"{queue}.delay", 1), timeout=5, message=".delay"
-        )
+        await wait_for(depth_is(amqp_channel, f"{queue}.delay", 1), timeout=5)
     assert first_calls == ["j-1"], "the retry came back before the service stopped"
 
     # No process holds the delay: the broker moves the copy into the idle work queue.
-    await wait_for(
-        lambda: _depth_is(amqp_channel, queue, 1), timeout=delay + 5, message="copy in queue"
-    )
+    await wait_for(depth_is(amqp_channel, queue, 1), timeout=delay + 5)
     assert await queue_depth(amqp_channel, f"{queue}.delay") == 0
     parked = await peek(amqp_channel, queue)
     assert parked is not None
@@ -417,7 +368,3 @@ async def test_a_waiting_retry_survives_a_restart_of_the_service(
     assert second_calls == ["j-1"]
     for name in (queue, f"{queue}.delay", f"{queue}.dlq"):
         assert await queue_depth(amqp_channel, name) == 0, name
-
-
-async def _depth_is(channel: Channel, queue: str, depth: int) -> bool:
-    return await queue_depth(channel, queue) == depth

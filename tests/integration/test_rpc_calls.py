@@ -1,4 +1,4 @@
-"""events.call: RPC requests over direct reply-to against the real broker."""
+"""events.call: RPC requests over direct reply-to, on both brokers."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from eventrabbit.common import ConsumeChannel
 from eventrabbit.registry import Events
 from eventrabbit.service import Handle
 from tests.conftest import Names
-from tests.helpers import consumer_count, queue_depth, wait_for
+from tests.helpers import consumer_count, depth_is, wait_for
 
 Channel = aiormq.abc.AbstractChannel
 
@@ -131,13 +131,9 @@ async def test_request_expires_when_nobody_answers_in_time(
     try:
         with pytest.raises(RPCTimeout):
             await events.call("ADD", {"a": 1, "b": 2}, key=queue, timeout=0.3, expiration=0.3)
-        await wait_for(lambda: _depth_is_zero(amqp_channel, queue), timeout=5)
+        await wait_for(depth_is(amqp_channel, queue, 0), timeout=5)
     finally:
         await handle.close()
-
-
-async def _depth_is_zero(channel: Channel, queue: str) -> bool:
-    return await queue_depth(channel, queue) == 0
 
 
 async def test_server_dying_mid_call_hands_the_request_to_another_server(

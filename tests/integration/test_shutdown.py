@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiormq
 import aiormq.abc
 import orjson
 import pytest
@@ -15,39 +14,17 @@ from eventrabbit import QueueConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
 from eventrabbit.service import Handle
 from tests.conftest import Names
-from tests.helpers import get_one, publish_raw, queue_depth, wait_for
+from tests.helpers import (
+    consumer_count,
+    event,
+    get_one,
+    publish_raw,
+    queue_depth,
+    start_consuming,
+    wait_for,
+)
 
 Channel = aiormq.abc.AbstractChannel
-
-
-def event(action: str, data: Any) -> bytes:
-    return orjson.dumps({"action": action, "data": data})
-
-
-async def consumer_count(channel: Channel, queue: str) -> int:
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.ChannelNotFoundEntity:
-        return 0
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    assert ok.consumer_count is not None
-    return ok.consumer_count
-
-
-async def consume(handle: Handle, probe: Channel, target: ConsumeChannel) -> asyncio.Task[None]:
-    task = asyncio.create_task(handle.consume(target))
-
-    async def ready() -> bool:
-        return task.done() or await consumer_count(probe, target.queue_name) >= 1
-
-    await wait_for(ready, timeout=10, message=f"a consumer on {target.queue_name}")
-    if task.done():
-        task.result()
-        raise AssertionError("consume returned")
-    return task
 
 
 async def still_running(awaitable: asyncio.Future[Any], seconds: float = 0.3) -> bool:
@@ -113,7 +90,9 @@ async def test_cancel_lets_inflight_handler_finish_and_acks(
         await gate.run()
 
     queue = names.queue()
-    task = await consume(handle, amqp_channel, ConsumeChannel(url=broker_url, queue_name=queue))
+    task = await start_consuming(
+        handle, amqp_channel, ConsumeChannel(url=broker_url, queue_name=queue)
+    )
     await publish_raw(amqp_channel, event("WORK", {}), queue)
     await asyncio.wait_for(gate.started.wait(), timeout=5)
 
@@ -130,7 +109,9 @@ async def test_cancel_lets_inflight_handler_finish_and_acks(
     # The consumer's channel is closed: an unacked delivery would be ready again.
     assert await queue_depth(amqp_channel, queue) == 0
     # A fresh consumer finds nothing to do.
-    task = await consume(handle, amqp_channel, ConsumeChannel(url=broker_url, queue_name=queue))
+    task = await start_consuming(
+        handle, amqp_channel, ConsumeChannel(url=broker_url, queue_name=queue)
+    )
     assert await queue_depth(amqp_channel, queue) == 0
     await handle.close()
     assert gate.runs == 1
@@ -160,7 +141,7 @@ async def test_close_stops_all_queues_gracefully(
     first_queue, second_queue = names.queue(), names.queue()
     exchange = names.exchange()
     tasks = [
-        await consume(
+        await start_consuming(
             handle,
             amqp_channel,
             ConsumeChannel(
@@ -170,7 +151,7 @@ async def test_close_stops_all_queues_gracefully(
                 exchange_type="fanout",
             ),
         ),
-        await consume(
+        await start_consuming(
             handle, amqp_channel, ConsumeChannel(url=broker_url, queue_name=second_queue)
         ),
     ]
@@ -214,7 +195,7 @@ async def test_handler_past_grace_timeout_is_cancelled_and_redelivered(
     target = ConsumeChannel(
         url=broker_url, queue_name=queue, queue_config=QueueConfig(grace_timeout=0.3)
     )
-    task = await consume(handle, amqp_channel, target)
+    task = await start_consuming(handle, amqp_channel, target)
     await publish_raw(amqp_channel, event("STUCK", {}), queue)
     await asyncio.wait_for(gate.started.wait(), timeout=5)
 

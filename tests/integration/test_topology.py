@@ -4,65 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from typing import Any
 
 import aiormq
 import aiormq.abc
-import orjson
 import pytest
 
 import eventrabbit
-from eventrabbit import build_event_dependencies
 from eventrabbit.common import ConsumeChannel
 from eventrabbit.registry import Events
 from eventrabbit.service import Handle
-from tests.conftest import Names
-from tests.helpers import publish_raw, queue_depth, wait_for
+from tests.conftest import Names, Services
+from tests.helpers import assert_absent, event, publish_raw, queue_depth, start_consuming
 
 Channel = aiormq.abc.AbstractChannel
 # consume must raise a topology error at once, not back off and retry.
 FAIL_FAST_TIMEOUT = 5.0
 
 
-def event(action: str, data: Any) -> bytes:
-    return orjson.dumps({"action": action, "data": data})
-
-
-async def consumer_count(channel: Channel, queue: str) -> int:
-    probe = await channel.connection.channel(publisher_confirms=False)
-    try:
-        ok = await probe.queue_declare(queue, passive=True)
-    except aiormq.ChannelNotFoundEntity:
-        return 0
-    finally:
-        if not probe.is_closed:
-            await probe.close()
-    assert ok.consumer_count is not None
-    return ok.consumer_count
-
-
 @pytest.fixture
-async def service(broker_url: str, names: Names) -> AsyncIterator[tuple[Events, Handle]]:
-    events, handle = build_event_dependencies(broker_url)
-    try:
-        yield events, handle
-    finally:
-        async with asyncio.timeout(30):
-            await handle.close()
-
-
-async def consume(handle: Handle, probe: Channel, target: ConsumeChannel) -> asyncio.Task[None]:
-    task = asyncio.create_task(handle.consume(target))
-
-    async def ready() -> bool:
-        return task.done() or await consumer_count(probe, target.queue_name) >= 1
-
-    await wait_for(ready, timeout=10, message=f"a consumer on {target.queue_name}")
-    if task.done():
-        task.result()
-        raise AssertionError("consume returned")
-    return task
+def service(services: Services) -> tuple[Events, Handle]:
+    return services.build()
 
 
 async def test_existing_plain_queue_reused_and_drained(
@@ -80,7 +41,7 @@ async def test_existing_plain_queue_reused_and_drained(
     await amqp_channel.queue_declare(queue, durable=True)
     await publish_raw(amqp_channel, event("LEGACY", {"note": "waiting"}), queue)
 
-    await consume(handle, amqp_channel, ConsumeChannel(url=broker_url, queue_name=queue))
+    await start_consuming(handle, amqp_channel, ConsumeChannel(url=broker_url, queue_name=queue))
     async with asyncio.timeout(5):
         assert await got.get() == "waiting"
     await handle.close()
@@ -129,9 +90,7 @@ async def test_missing_exchange_without_type_raises_topology_error(
         await asyncio.wait_for(task, timeout=FAIL_FAST_TIMEOUT)
     assert info.value.exchange == exchange
     # Checked passively: the exchange was not created.
-    probe = await amqp_channel.connection.channel()
-    with pytest.raises(aiormq.ChannelNotFoundEntity):
-        await probe.exchange_declare(exchange, exchange_type="direct", passive=True)
+    await assert_absent(amqp_channel, exchanges=(exchange,))
 
 
 async def test_existing_exchange_without_type_is_used_and_bound(
@@ -151,7 +110,7 @@ async def test_existing_exchange_without_type_is_used_and_bound(
         exchange, exchange_type="fanout", durable=False, auto_delete=False
     )
 
-    task = await consume(
+    task = await start_consuming(
         handle,
         amqp_channel,
         ConsumeChannel(url=broker_url, queue_name=queue, exchange_name=exchange),
@@ -181,7 +140,7 @@ async def test_existing_exchange_without_type_with_binding_keys(
     target = ConsumeChannel(
         url=broker_url, queue_name=queue, exchange_name=exchange, binding_keys=("orders.*",)
     )
-    await consume(handle, amqp_channel, target)
+    await start_consuming(handle, amqp_channel, target)
     await publish_raw(amqp_channel, event("PING", {"n": 1}), "orders.created", exchange=exchange)
     async with asyncio.timeout(5):
         assert await got.get() == 1
@@ -224,7 +183,7 @@ async def test_builtin_amq_exchange_is_bound_not_declared(
         exchange_type="topic",
         binding_keys=(f"{queue}.#",),
     )
-    task = await consume(handle, amqp_channel, target)
+    task = await start_consuming(handle, amqp_channel, target)
     await publish_raw(amqp_channel, event("PING", {"n": 5}), f"{queue}.x.y", exchange="amq.topic")
     async with asyncio.timeout(5):
         assert await got.get() == 5
