@@ -68,7 +68,7 @@ class QueueConsumer:
         self._delay_queue = delay_queue_name(queue)
         self._dead_letter_queue = dead_letter_queue_name(queue)
         self._consumer_tag: str | None = None
-        self._acks = AckBatcher(channel)
+        self._acks = AckBatcher(channel, config.prefetch_count)
         self._stopping = False
         self._in_flight = 0
         self._drained: asyncio.Future[None] | None = None
@@ -226,7 +226,6 @@ class QueueConsumer:
             async with asyncio.timeout(grace_timeout):
                 if self._drained is not None:
                     await self._drained
-                await self._acks.flush()
         except TimeoutError:
             log.warning(
                 "%d handler(s) on queue %r still running after %s s; cancelled, their "
@@ -236,4 +235,5 @@ class QueueConsumer:
                 grace_timeout,
             )
         if not self.channel.is_closed:
+            await self._acks.flush()  # what finished is acked, even past the grace time
             await self.channel.close()
