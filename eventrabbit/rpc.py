@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: RabbitMQ's pseudo-queue for direct reply-to.
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+#: AMQP delivery mode 1: kept in memory only.
+TRANSIENT = 1
 #: Seconds a call waits for its reply by default.
 DEFAULT_CALL_TIMEOUT = 30.0
 
@@ -94,6 +96,9 @@ class RPCClient:
         expiration: float,
     ) -> None:
         properties = event_properties(correlation_id=correlation_id)
+        # Transient: a request lives at most ``expiration``, and its reply channel would not
+        # survive a broker restart anyway, so writing it to disk buys nothing.
+        properties.delivery_mode = TRANSIENT
         properties.reply_to = DIRECT_REPLY_TO
         properties.expiration = str(max(1, math.ceil(expiration * 1000)))
         channel = await self._ready_channel()
