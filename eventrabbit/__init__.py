@@ -16,6 +16,7 @@ from .common import (
     ReconnectConfig,
     RetryConfig,
 )
+from .confirm import DEFAULT_PUBLISH_TIMEOUT
 from .connection import as_urls
 from .errors import (
     BrokerUnavailable,
@@ -31,7 +32,7 @@ from .errors import (
     TopologyError,
     UnroutableError,
 )
-from .publisher import DEFAULT_PUBLISH_TIMEOUT, Publisher
+from .publisher import Publisher
 from .registry import Events, Registry
 from .rpc import RPCClient
 from .service import Handle

@@ -29,6 +29,7 @@ from aiormq.abc import DeliveredMessage
 from . import envelope
 from .acks import CHANNEL_GONE, AckBatcher
 from .common import QueueConfig, QueueResponse, RetryConfig
+from .confirm import event_properties, publish_confirmed
 from .errors import EventRabbitError, InvalidMessage, PublishError
 from .failures import (
     ERROR_HEADER,
@@ -39,7 +40,6 @@ from .failures import (
     decide,
     describe,
 )
-from .publisher import event_properties, publish_confirmed
 from .registry import Handler
 from .topology import DEFAULT_EXCHANGE, dead_letter_queue_name, delay_queue_name
 

@@ -20,9 +20,9 @@ import orjson
 from aiormq.abc import DeliveredMessage
 
 from . import envelope
+from .confirm import event_properties, new_id, publish_confirmed
 from .connection import Endpoints
 from .errors import PublishError, RemoteError, RPCError, RPCTimeout, UnroutableError
-from .publisher import event_properties, new_id, publish_confirmed
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from pamqp import commands as spec
 from yarl import URL
 
 from .. import envelope
+from ..confirm import event_properties
 from ..errors import ConfigurationError, PublishError, UnroutableError
-from ..publisher import event_properties
 from .flow import MessageFlow
 from .messages import Message
 from .queues import MemoryQueue

@@ -1,0 +1,144 @@
+"""One message on a confirm-mode channel: its properties, and a publish that waits for the
+broker's confirm and says in eventrabbit's terms why it failed.
+
+Shared by the :class:`~eventrabbit.publisher.Publisher` (events), the consumer (retry copies,
+dead letters, replies) and the RPC client (requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from random import getrandbits
+from time import time
+from typing import Any
+
+import aiormq
+import aiormq.abc
+from pamqp import commands as spec
+
+from .errors import PublishError, PublishTimeout
+
+#: The content type of every body eventrabbit publishes.
+JSON_CONTENT_TYPE = "application/json"
+#: AMQP delivery mode 2: the broker writes the message to disk on durable queues.
+PERSISTENT = 2
+#: Seconds a publish may take by default, waiting for a connection and re-sends included.
+DEFAULT_PUBLISH_TIMEOUT = 10.0
+
+
+class ChannelLost(PublishError):
+    """The channel or connection closed before the broker confirmed; sending again may work."""
+
+
+def new_id() -> str:
+    """A random 128-bit id as 32 hex digits (no system call, unlike ``uuid4``)."""
+    return f"{getrandbits(128):032x}"
+
+
+# AMQP timestamps have one-second resolution: one datetime per second is enough.
+_stamp_second = 0
+_stamp = datetime.fromtimestamp(0, tz=UTC)
+
+
+def _now() -> datetime:
+    global _stamp_second, _stamp
+    second = int(time())
+    if second != _stamp_second:
+        _stamp_second, _stamp = second, datetime.fromtimestamp(second, tz=UTC)
+    return _stamp
+
+
+def event_properties(
+    *, headers: dict[str, Any] | None = None, correlation_id: str | None = None
+) -> spec.Basic.Properties:
+    """Properties of a new message: JSON, persistent, a unique id and the current time."""
+    return spec.Basic.Properties(
+        content_type=JSON_CONTENT_TYPE,
+        delivery_mode=PERSISTENT,
+        message_id=new_id(),
+        timestamp=_now(),
+        headers=headers,
+        correlation_id=correlation_id,
+    )
+
+
+async def publish_confirmed(
+    channel: aiormq.abc.AbstractChannel,
+    body: bytes,
+    *,
+    exchange: str,
+    routing_key: str,
+    properties: spec.Basic.Properties,
+    mandatory: bool = False,
+    confirm_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+) -> bool:
+    """Publish on a confirm-mode channel and wait for the confirm.
+
+    :returns: ``False`` when the broker returned the message as unroutable (``mandatory``).
+    :raises PublishError: nack, missing exchange or lost channel.
+    :raises PublishTimeout: no confirm within ``confirm_timeout`` seconds.
+    """
+    message_id = properties.message_id
+    try:
+        await channel.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=mandatory,
+            timeout=confirm_timeout,
+        )
+    except aiormq.exceptions.PublishError:
+        return False  # returned: no queue is bound that matches
+    except TimeoutError:
+        raise PublishTimeout(
+            f"no confirm for the message to exchange {exchange!r} within {confirm_timeout} s",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    except aiormq.exceptions.ChannelNotFoundEntity as exc:
+        # The broker closes the whole channel: only the publish whose exchange it names is at
+        # fault; the others in flight on that channel are sent again.
+        if f"no exchange '{exchange}'" not in str(exc):
+            raise ChannelLost(
+                f"the channel closed before the message to exchange {exchange!r} was confirmed",
+                exchange=exchange,
+                routing_key=routing_key,
+                message_id=message_id,
+            ) from None
+        raise PublishError(
+            f"exchange {exchange!r} does not exist; declare it (or consume a ConsumeChannel "
+            "that declares it) before publishing",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    except aiormq.exceptions.DeliveryError:
+        raise PublishError(
+            f"the broker refused (nacked) the message to exchange {exchange!r}",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    except asyncio.CancelledError:
+        # aiormq cancels pending confirms when the connection dies; only a cancellation of
+        # this task itself is a real cancellation.
+        task = asyncio.current_task()
+        if task is None or task.cancelling() or not channel.is_closed:
+            raise
+        raise ChannelLost(
+            f"the channel closed before the message to exchange {exchange!r} was confirmed",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+        raise ChannelLost(
+            f"the message to exchange {exchange!r} was not confirmed: {type(exc).__name__}: {exc}",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+        ) from None
+    return True
