@@ -31,6 +31,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 from eventrabbit import ExchangeType, RetryConfig, build_event_dependencies
@@ -129,5 +130,15 @@ async def main() -> int:
     return 1 if failed else 0
 
 
+def run(coroutine: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed (``pip install 'eventrabbit[uvloop]'``)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run(main()))
