@@ -7,6 +7,8 @@ Theory of operation
   copy or dead letter was confirmed (see :mod:`eventrabbit.failures`). Anything that goes
   wrong before the ack leaves the delivery unacked, and the broker redelivers it when the
   channel closes: a message may be handled twice, never lost. Handlers should be idempotent.
+  Acks of deliveries that finish close together go out as one ``multiple=True`` ack
+  (:mod:`eventrabbit.acks`), never covering a delivery still being handled.
 - **Concurrency.** aiormq already runs each delivery's callback in its own task, so the
   callback *is* the unit of work: no further task is spawned. The channel's prefetch count
   bounds how many run at once; their order of completion is not their order of arrival.
