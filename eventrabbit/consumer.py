@@ -35,6 +35,7 @@ from .confirm import event_properties, publish_confirmed
 from .errors import EventRabbitError, InvalidMessage, PublishError
 from .failures import (
     ERROR_HEADER,
+    ORIGINAL_USER_HEADER,
     QUEUE_HEADER,
     RETRY_COUNT_HEADER,
     Retry,
@@ -203,6 +204,12 @@ class QueueConsumer:
     ) -> None:
         properties = copy.copy(message.header.properties)
         properties.headers = headers
+        user_id = properties.user_id
+        if user_id and user_id != self.channel.connection.url.user:
+            # RabbitMQ refuses a user_id that is not the publishing connection's user: the
+            # copy names the original publisher in a header instead.
+            properties.user_id = None
+            headers[ORIGINAL_USER_HEADER] = user_id
         routed = await publish_confirmed(
             self.channel,
             message.body,

@@ -32,6 +32,8 @@ RETRY_COUNT_HEADER = "x-retry-count"
 ERROR_HEADER = "x-eventrabbit-error"
 #: The queue a dead-lettered message failed on.
 QUEUE_HEADER = "x-eventrabbit-queue"
+#: The original ``user_id`` of a copy that could not keep it (another user published it).
+ORIGINAL_USER_HEADER = "x-eventrabbit-user-id"
 #: Headers the broker owns; copies must not carry them (they describe the old copy).
 BROKER_HEADERS = frozenset(
     {

@@ -142,6 +142,8 @@ class Handle:
             ``QueueConfig.grace_timeout``.
         """
         self._grace_override = timeout
+        # A consume task created just before close() registers itself on its first step.
+        await asyncio.sleep(0)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

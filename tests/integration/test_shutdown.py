@@ -216,3 +216,14 @@ async def test_handler_past_grace_timeout_is_cancelled_and_redelivered(
     message = await get_one(amqp_channel, queue, timeout=5)
     assert message.delivery.redelivered  # type: ignore[union-attr]
     assert orjson.loads(message.body) == {"action": "STUCK", "data": {}}
+
+
+async def test_close_right_after_starting_consume_stops_it(broker_url: str, names: Names) -> None:
+    """A consume task that has not run its first step yet is stopped by close() too."""
+    _, handle = build_event_dependencies(broker_url)
+    task = asyncio.create_task(
+        handle.consume(ConsumeChannel(url=broker_url, queue_name=names.queue("early")))
+    )
+    await handle.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
