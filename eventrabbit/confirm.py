@@ -63,6 +63,12 @@ def event_properties(
     )
 
 
+_NO_EXCHANGE = (
+    "the exchange does not exist; declare it (or consume a ConsumeChannel that declares it) "
+    "before publishing"
+)
+
+
 async def publish_confirmed(
     channel: aiormq.abc.AbstractChannel,
     body: bytes,
@@ -79,7 +85,7 @@ async def publish_confirmed(
     :raises PublishError: nack, missing exchange or lost channel.
     :raises PublishTimeout: no confirm within ``confirm_timeout`` seconds.
     """
-    message_id = properties.message_id
+    kind: type[PublishError]
     try:
         await channel.basic_publish(
             body,
@@ -89,56 +95,32 @@ async def publish_confirmed(
             mandatory=mandatory,
             timeout=confirm_timeout,
         )
+        return True
     except aiormq.exceptions.PublishError:
         return False  # returned: no queue is bound that matches
     except TimeoutError:
-        raise PublishTimeout(
-            f"no confirm for the message to exchange {exchange!r} within {confirm_timeout} s",
-            exchange=exchange,
-            routing_key=routing_key,
-            message_id=message_id,
-        ) from None
+        kind, text = PublishTimeout, f"no confirm within {confirm_timeout} s"
     except aiormq.exceptions.ChannelNotFoundEntity as exc:
         # The broker closes the whole channel: only the publish whose exchange it names is at
         # fault; the others in flight on that channel are sent again.
-        if f"no exchange '{exchange}'" not in str(exc):
-            raise ChannelLost(
-                f"the channel closed before the message to exchange {exchange!r} was confirmed",
-                exchange=exchange,
-                routing_key=routing_key,
-                message_id=message_id,
-            ) from None
-        raise PublishError(
-            f"exchange {exchange!r} does not exist; declare it (or consume a ConsumeChannel "
-            "that declares it) before publishing",
-            exchange=exchange,
-            routing_key=routing_key,
-            message_id=message_id,
-        ) from None
+        if f"no exchange '{exchange}'" in str(exc):
+            kind, text = PublishError, _NO_EXCHANGE
+        else:
+            kind, text = ChannelLost, "the channel closed before the confirm"
     except aiormq.exceptions.DeliveryError:
-        raise PublishError(
-            f"the broker refused (nacked) the message to exchange {exchange!r}",
-            exchange=exchange,
-            routing_key=routing_key,
-            message_id=message_id,
-        ) from None
+        kind, text = PublishError, "the broker refused (nacked) it"
     except asyncio.CancelledError:
         # aiormq cancels pending confirms when the connection dies; only a cancellation of
         # this task itself is a real cancellation.
         task = asyncio.current_task()
         if task is None or task.cancelling() or not channel.is_closed:
             raise
-        raise ChannelLost(
-            f"the channel closed before the message to exchange {exchange!r} was confirmed",
-            exchange=exchange,
-            routing_key=routing_key,
-            message_id=message_id,
-        ) from None
+        kind, text = ChannelLost, "the channel closed before the confirm"
     except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-        raise ChannelLost(
-            f"the message to exchange {exchange!r} was not confirmed: {type(exc).__name__}: {exc}",
-            exchange=exchange,
-            routing_key=routing_key,
-            message_id=message_id,
-        ) from None
-    return True
+        kind, text = ChannelLost, f"not confirmed: {type(exc).__name__}: {exc}"
+    raise kind(
+        f"message to exchange {exchange!r}: {text}",
+        exchange=exchange,
+        routing_key=routing_key,
+        message_id=properties.message_id,
+    )
