@@ -23,7 +23,7 @@ from .confirm import (
     event_properties,
     publish_confirmed,
 )
-from .connection import Endpoints, backoff
+from .connection import OwnChannel, backoff, close_connection
 from .errors import BrokerUnavailable, PublishTimeout, UnroutableError
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,11 @@ class Publisher:
         idle_timeout: float | None = 300,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
     ) -> None:
-        self.endpoints = Endpoints(url)
+        self.channel = OwnChannel(url, on_connect=self._arm_idle_timer)
         self.idle_timeout = idle_timeout
         self.publish_timeout = publish_timeout
         #: Events that reached no queue since start (warned about, not raised).
         self.unroutable_count = 0
-        self._connection: aiormq.abc.AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
-        self._lock = asyncio.Lock()
         self._in_flight = 0
         self._last_used = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -61,7 +58,7 @@ class Publisher:
     @property
     def connected(self) -> bool:
         """Whether the publishing connection is open now."""
-        return self._connection is not None and not self._connection.is_closed
+        return self.channel.connected
 
     async def publish_event(
         self,
@@ -136,8 +133,8 @@ class Publisher:
         properties: spec.Basic.Properties,
         deadline: float,
     ) -> bool:
-        channel = self._channel
-        if channel is None or channel.is_closed:
+        channel = self.channel.open_channel
+        if channel is None:
             channel = await self._channel_before(deadline, exchange, routing_key, properties)
         # Always mandatory on the wire, so unroutable events are noticed and counted.
         return await publish_confirmed(
@@ -159,10 +156,10 @@ class Publisher:
     ) -> aiormq.abc.AbstractChannel:
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._ready_channel()
+                return await self.channel.get()
         except TimeoutError:
             raise PublishTimeout(
-                f"no connection to {self.endpoints} within {self.publish_timeout} s",
+                f"no connection to {self.channel.endpoints} within {self.publish_timeout} s",
                 exchange=exchange,
                 routing_key=routing_key,
                 message_id=properties.message_id,
@@ -186,19 +183,6 @@ class Publisher:
             routing_key,
         )
 
-    async def _ready_channel(self) -> aiormq.abc.AbstractChannel:
-        channel = self._channel
-        if channel is not None and not channel.is_closed:
-            return channel
-        async with self._lock:
-            if self._channel is None or self._channel.is_closed:
-                if not self.connected:
-                    self._connection = await self.endpoints.connect()
-                    self._arm_idle_timer()
-                assert self._connection is not None
-                self._channel = await self._connection.channel(publisher_confirms=True)
-            return self._channel
-
     def _arm_idle_timer(self, delay: float | None = None) -> None:
         if self.idle_timeout is None or self.idle_timeout <= 0:
             return
@@ -214,26 +198,17 @@ class Publisher:
         if self._in_flight or idle_for < self.idle_timeout:
             self._arm_idle_timer(max(self.idle_timeout - idle_for, 0.05))
             return
-        log.debug("closing the idle publisher connection to %s", self.endpoints)
+        log.debug("closing the idle publisher connection to %s", self.channel.endpoints)
         # Detach now, so a publish that starts before the close finishes opens a new one.
-        task = asyncio.get_running_loop().create_task(self._close_connection(self._detach()))
+        task = asyncio.get_running_loop().create_task(close_connection(self.channel.detach()))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-
-    def _detach(self) -> aiormq.abc.AbstractConnection | None:
-        connection, self._connection, self._channel = self._connection, None, None
-        return connection
-
-    @staticmethod
-    async def _close_connection(connection: aiormq.abc.AbstractConnection | None) -> None:
-        if connection is not None and not connection.is_closed:
-            await connection.close()
 
     async def close(self) -> None:
         """Close the publishing connection (the next publish would reopen it)."""
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        await self._close_connection(self._detach())
+        await self.channel.close()
         if self._closing:
             await asyncio.gather(*self._closing)

@@ -21,7 +21,7 @@ from aiormq.abc import DeliveredMessage
 
 from . import envelope
 from .confirm import event_properties, new_id, publish_confirmed
-from .connection import Endpoints
+from .connection import OwnChannel
 from .errors import PublishError, RemoteError, RPCError, RPCTimeout, UnroutableError
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,8 @@ class RPCClient:
     """Makes RPC calls on a connection and channel of its own, opened on the first call."""
 
     def __init__(self, url: str | Sequence[str], *, publish_timeout: float) -> None:
-        self.endpoints = Endpoints(url)
+        self.channel = OwnChannel(url, on_channel=self._listen)
         self.publish_timeout = publish_timeout
-        self._connection: aiormq.abc.AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
-        self._lock = asyncio.Lock()
         self._pending: dict[str, asyncio.Future[Any]] = {}
 
     @property
@@ -101,7 +98,7 @@ class RPCClient:
         properties.delivery_mode = TRANSIENT
         properties.reply_to = DIRECT_REPLY_TO
         properties.expiration = str(max(1, math.ceil(expiration * 1000)))
-        channel = await self._ready_channel()
+        channel = await self.channel.get()
         routed = await publish_confirmed(
             channel,
             envelope.encode(action, data),
@@ -119,19 +116,9 @@ class RPCClient:
                 message_id=properties.message_id,
             )
 
-    async def _ready_channel(self) -> aiormq.abc.AbstractChannel:
-        channel = self._channel
-        if channel is not None and not channel.is_closed:
-            return channel
-        async with self._lock:
-            if self._channel is None or self._channel.is_closed:
-                if self._connection is None or self._connection.is_closed:
-                    self._connection = await self.endpoints.connect()
-                channel = await self._connection.channel(publisher_confirms=True)
-                await channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, no_ack=True)
-                channel.closing.add_done_callback(self._on_channel_closed)
-                self._channel = channel
-            return self._channel
+    async def _listen(self, channel: aiormq.abc.AbstractChannel) -> None:
+        await channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, no_ack=True)
+        channel.closing.add_done_callback(self._on_channel_closed)
 
     async def _on_reply(self, message: DeliveredMessage) -> None:
         future = self._pending.get(message.header.properties.correlation_id or "")
@@ -158,6 +145,4 @@ class RPCClient:
 
     async def close(self) -> None:
         """Close the RPC connection; calls still waiting fail."""
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and not connection.is_closed:
-            await connection.close()
+        await self.channel.close()
