@@ -96,11 +96,6 @@ class QueueConsumer:
             self.broken_reason = reason
             self.broken.set()
 
-    @property
-    def in_flight(self) -> int:
-        """Deliveries being handled now."""
-        return self._in_flight
-
     async def on_message(self, message: DeliveredMessage) -> None:
         """aiormq's consumer callback, one task per delivery."""
         tag: int = message.delivery.delivery_tag  # type: ignore[union-attr,assignment]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import aiormq
 import aiormq.abc
 
+from .acks import CHANNEL_GONE
 from .common import ConsumeChannel, QueueConfig, ReconnectConfig, RetryConfig
 from .connection import ConnectionPool, as_urls, backoff, censor
 from .consumer import QueueConsumer
@@ -25,14 +26,7 @@ from .topology import declare
 log = logging.getLogger(__name__)
 
 # Faults that a reconnect can cure; anything else is a bug and propagates.
-_RECOVERABLE = (
-    aiormq.exceptions.AMQPError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    BrokerUnavailable,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-)
+_RECOVERABLE = (*CHANNEL_GONE, BrokerUnavailable, OSError, TimeoutError)
 
 
 class Handle:
