@@ -6,8 +6,7 @@ and the publisher) and ``handle`` (which consumes queues).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from .build import build_event_dependencies
 from .common import (
     ConsumeChannel,
     ExchangeType,
@@ -16,10 +15,9 @@ from .common import (
     ReconnectConfig,
     RetryConfig,
 )
-from .confirm import DEFAULT_PUBLISH_TIMEOUT
-from .connection import as_urls
 from .errors import (
     BrokerUnavailable,
+    ChannelLost,
     ConfigurationError,
     DuplicateHandlerError,
     EventRabbitError,
@@ -27,20 +25,24 @@ from .errors import (
     PublishError,
     PublishTimeout,
     RemoteError,
+    ReplyLost,
+    RequestError,
     RPCError,
     RPCTimeout,
     TopologyError,
     UnroutableError,
+    UnroutableRequest,
 )
-from .publisher import Publisher
-from .registry import Events, Registry
-from .rpc import RPCClient
-from .service import Handle
+from .events import Events
+from .handle import Handle
+from .status import ConsumerStatus
 
 __all__ = [
     "BrokerUnavailable",
+    "ChannelLost",
     "ConfigurationError",
     "ConsumeChannel",
+    "ConsumerStatus",
     "DuplicateHandlerError",
     "EventRabbitError",
     "Events",
@@ -55,43 +57,11 @@ __all__ = [
     "RPCTimeout",
     "ReconnectConfig",
     "RemoteError",
+    "ReplyLost",
+    "RequestError",
     "RetryConfig",
     "TopologyError",
     "UnroutableError",
+    "UnroutableRequest",
     "build_event_dependencies",
 ]
-
-
-def build_event_dependencies(
-    url: str | Sequence[str],
-    idle_timeout: float | None = 300,
-    retry_config: RetryConfig | None = None,
-    queue_config: QueueConfig | None = None,
-    *,
-    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
-    reconnect: ReconnectConfig | None = None,
-) -> tuple[Events, Handle]:
-    """Make the decorators and the consumer of one service.
-
-    :param url: the broker for publishing (``amqp://`` or ``amqps://``), or a list of a
-        cluster's node URLs; each :class:`ConsumeChannel` names its own.
-    :param idle_timeout: close the publishing connection after this many seconds without a
-        publish; ``None`` or ``0`` keeps it open.
-    :param retry_config: how failing handlers are retried (default: forever, every 5 s).
-    :param queue_config: the default settings of every consumed queue.
-    :param publish_timeout: seconds a publish may take in all: waiting for a connection,
-        sending again after a lost connection, and the broker's confirm.
-    :param reconnect: the backoff between a consumer's reconnect attempts.
-    :raises ConfigurationError: a URL that is not ``amqp://`` or ``amqps://``.
-    """
-    as_urls(url)
-    registry = Registry()
-    publisher = Publisher(url, idle_timeout=idle_timeout, publish_timeout=publish_timeout)
-    events = Events(registry, publisher, RPCClient(url, publish_timeout=publish_timeout))
-    handle = Handle(
-        events,
-        retry_config=retry_config or RetryConfig(),
-        queue_config=queue_config or QueueConfig(),
-        reconnect=reconnect or ReconnectConfig(),
-    )
-    return events, handle

@@ -17,20 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiormq
 import aiormq.abc
+
+from .connection import CHANNEL_GONE
 
 log = logging.getLogger(__name__)
 
 #: Seconds the first finished delivery waits for others to join its ack.
 FLUSH_DELAY = 0.001
-
-# Errors of a channel that is gone: its deliveries are requeued by the broker anyway.
-CHANNEL_GONE = (
-    aiormq.exceptions.AMQPError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-)
 
 
 class AckBatcher:

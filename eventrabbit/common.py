@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from . import envelope
 from .errors import ConfigurationError
 
 
@@ -187,5 +186,5 @@ class QueueResponse:
     def to_bytes(self) -> bytes:
         """The JSON body."""
         if self.error is not None:
-            return orjson.dumps({"error": self.error})
-        return orjson.dumps({"data": self.data})
+            return envelope.encode_error_reply(self.error)
+        return envelope.encode_reply(self.data)

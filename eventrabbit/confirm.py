@@ -17,18 +17,16 @@ import aiormq
 import aiormq.abc
 from pamqp import commands as spec
 
-from .errors import PublishError, PublishTimeout
+from .errors import ChannelLost, PublishError, PublishTimeout
 
 #: The content type of every body eventrabbit publishes.
 JSON_CONTENT_TYPE = "application/json"
 #: AMQP delivery mode 2: the broker writes the message to disk on durable queues.
 PERSISTENT = 2
+#: AMQP delivery mode 1: kept in memory only.
+TRANSIENT = 1
 #: Seconds a publish may take by default, waiting for a connection and re-sends included.
 DEFAULT_PUBLISH_TIMEOUT = 10.0
-
-
-class ChannelLost(PublishError):
-    """The channel or connection closed before the broker confirmed; sending again may work."""
 
 
 def new_id() -> str:
@@ -50,16 +48,23 @@ def _now() -> datetime:
 
 
 def event_properties(
-    *, headers: dict[str, Any] | None = None, correlation_id: str | None = None
+    *,
+    headers: dict[str, Any] | None = None,
+    correlation_id: str | None = None,
+    delivery_mode: int = PERSISTENT,
+    reply_to: str | None = None,
+    expiration: str | None = None,
 ) -> spec.Basic.Properties:
-    """Properties of a new message: JSON, persistent, a unique id and the current time."""
+    """Properties of a new message: JSON, persistent unless told, a unique id and the time."""
     return spec.Basic.Properties(
         content_type=JSON_CONTENT_TYPE,
-        delivery_mode=PERSISTENT,
+        delivery_mode=delivery_mode,
         message_id=new_id(),
         timestamp=_now(),
         headers=headers,
         correlation_id=correlation_id,
+        reply_to=reply_to,
+        expiration=expiration,
     )
 
 

@@ -1,8 +1,13 @@
-"""Connections to the broker: opening them, sharing them, and backing off between attempts.
+"""Connections to the broker: which transport a URL's scheme uses, opening connections, the
+nodes of a cluster, a channel of one's own, and backing off between attempts.
 
-Consumers of one ``handle`` that name the same URL share one AMQP connection (a channel each);
-the publisher of one ``events`` has a connection of its own. URLs are censored before they
-reach a log line or an exception.
+Theory of operation
+-------------------
+A URL's scheme picks a *transport*: the coroutine that opens a connection for it. The table
+starts with ``amqp`` and ``amqps`` (aiormq over TCP/TLS); other packages register more
+(:func:`register_transport`), and a test double can override ``amqp`` for a while — the core
+never imports a transport it does not own. URLs are censored before they reach a log line or
+an exception.
 """
 
 from __future__ import annotations
@@ -22,9 +27,19 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for the broker to accept a connection before giving up on one attempt.
 CONNECT_TIMEOUT = 10.0
-_SCHEMES = frozenset({"amqp", "amqps", "memory"})
-#: The scheme of eventrabbit.testing's in-memory broker.
-MEMORY_SCHEME = "memory"
+#: The schemes aiormq connects to: these URLs must name a host.
+AMQP_SCHEMES = ("amqp", "amqps")
+
+#: Errors of a channel or connection that is gone: its unacked deliveries are requeued by the
+#: broker, and a reconnect can cure it.
+CHANNEL_GONE = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+)
+
+#: Opens a connection for a URL: the entry of one scheme in the transport table.
+Transport = Callable[[str], Awaitable[aiormq.abc.AbstractConnection]]
 
 
 def censor(url: str | URL) -> str:
@@ -36,36 +51,34 @@ def censor(url: str | URL) -> str:
 
 
 def check_url(url: str) -> None:
-    """Refuse a URL aiormq cannot use, before any connection is tried.
+    """Refuse a URL no transport can use, before any connection is tried.
 
-    :raises ConfigurationError: not an ``amqp://``, ``amqps://`` or ``memory://`` URL, or one
-        without a host. The message never quotes the URL: a malformed one may not even be
-        recognisable as holding a password, so it cannot be censored reliably.
+    :raises ConfigurationError: a scheme without a transport (``amqp://`` and ``amqps://``
+        always have one), or an AMQP URL without a host. The message never quotes the URL: a
+        malformed one may not even be recognisable as holding a password, so it cannot be
+        censored reliably.
     """
     try:
         parsed = URL(url)
     except (TypeError, ValueError):
         raise ConfigurationError("not a valid broker URL (the URL is not shown)") from None
-    if parsed.scheme not in _SCHEMES:
-        raise ConfigurationError(
-            "a broker URL must start with amqp://, amqps:// or memory:// (the URL is not shown)"
-        )
-    if parsed.scheme != MEMORY_SCHEME and not parsed.host:
+    if parsed.scheme not in _transports:
+        raise _unknown_scheme()
+    if parsed.scheme in AMQP_SCHEMES and not parsed.host:
         raise ConfigurationError(
             f"a broker URL must name a host, as in {parsed.scheme}://user:password@host:port/vhost"
         )
 
 
-class _Connection(aiormq.Connection):
-    # Give up on a silent peer after one heartbeat timeout (plus a second) instead of
-    # aiormq's three, so a dead node is noticed within two heartbeat intervals.
-    HEARTBEAT_GRACE_MULTIPLIER = 1
+def _unknown_scheme() -> ConfigurationError:
+    schemes = ", ".join(f"{scheme}://" for scheme in sorted(_transports))
+    return ConfigurationError(f"a broker URL must start with {schemes} (the URL is not shown)")
 
 
 def as_urls(url: str | Sequence[str]) -> tuple[str, ...]:
     """One URL or a cluster's list of them, checked, as a tuple.
 
-    :raises ConfigurationError: an empty list or a URL that is not amqp:// or amqps://.
+    :raises ConfigurationError: an empty list or a URL no transport can use.
     """
     urls = (url,) if isinstance(url, str) else tuple(url)
     if not urls:
@@ -75,32 +88,17 @@ def as_urls(url: str | Sequence[str]) -> tuple[str, ...]:
     return urls
 
 
-#: Where ``amqp://`` connections go instead, while eventrabbit.testing redirects them.
-_redirect_url: str | None = None
+class _Connection(aiormq.Connection):
+    # Give up on a silent peer after one heartbeat timeout (plus a second) instead of
+    # aiormq's three, so a dead node is noticed within two heartbeat intervals.
+    HEARTBEAT_GRACE_MULTIPLIER = 1
 
 
-def redirect(url: str | None) -> str | None:
-    """Send every new ``amqp://`` / ``amqps://`` connection to ``url`` (``None``: stop).
-
-    The seam eventrabbit.testing uses to run a service built with a real URL on its in-memory
-    broker. Returns the previous redirect so it can be restored.
-    """
-    global _redirect_url
-    previous, _redirect_url = _redirect_url, url
-    return previous
-
-
-async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
-    """Open one AMQP connection.
+async def connect_amqp(url: str) -> aiormq.abc.AbstractConnection:
+    """The ``amqp``/``amqps`` transport: an aiormq connection.
 
     :raises BrokerUnavailable: the broker did not accept it; the message names the censored URL.
     """
-    if _redirect_url is not None and not url.startswith(MEMORY_SCHEME + ":"):
-        url = _redirect_url
-    if url.startswith(MEMORY_SCHEME + ":"):
-        from .testing.transport import connect_memory  # only tests need it
-
-        return await connect_memory(url)
     connection = _Connection(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -110,6 +108,34 @@ async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
         safe = censor(url)
         reason = str(exc).replace(url, safe) or type(exc).__name__
         raise BrokerUnavailable(f"cannot connect to {safe}: {reason}", url=safe) from None
+
+
+_transports: dict[str, Transport] = dict.fromkeys(AMQP_SCHEMES, connect_amqp)
+
+
+def register_transport(scheme: str, transport: Transport | None) -> Transport | None:
+    """Make URLs of ``scheme`` connect through ``transport``; ``None`` removes the entry.
+
+    Returns the entry it replaced, so an override can be undone: ``eventrabbit.testing``
+    registers ``memory`` when it is imported, and its ``redirect_amqp`` overrides ``amqp`` and
+    ``amqps`` for the length of a block.
+    """
+    previous = _transports.pop(scheme, None)
+    if transport is not None:
+        _transports[scheme] = transport
+    return previous
+
+
+async def open_connection(url: str) -> aiormq.abc.AbstractConnection:
+    """Open one connection through the transport of the URL's scheme.
+
+    :raises BrokerUnavailable: the broker did not accept it; the message names the censored URL.
+    :raises ConfigurationError: no transport for the URL's scheme.
+    """
+    transport = _transports.get(URL(url).scheme)
+    if transport is None:
+        raise _unknown_scheme()
+    return await transport(url)
 
 
 class Endpoints:
@@ -144,40 +170,6 @@ class Endpoints:
             log.info("connected to %s", censor(self.urls[index]))
             return connection
         raise BrokerUnavailable("; ".join(errors), url=str(self))
-
-
-class ConnectionPool:
-    """One open connection per broker (URL or URL list), reopened on demand after a loss."""
-
-    def __init__(self) -> None:
-        self._connections: dict[tuple[str, ...], aiormq.abc.AbstractConnection] = {}
-        self._endpoints: dict[tuple[str, ...], Endpoints] = {}
-        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
-
-    async def get(self, urls: tuple[str, ...]) -> aiormq.abc.AbstractConnection:
-        """The open connection to ``urls``, opening one if there is none."""
-        connection = self._connections.get(urls)
-        if connection is not None and not connection.is_closed:
-            return connection
-        async with self._locks.setdefault(urls, asyncio.Lock()):
-            connection = self._connections.get(urls)
-            if connection is None or connection.is_closed:
-                endpoints = self._endpoints.setdefault(urls, Endpoints(urls))
-                connection = await endpoints.connect()
-                self._connections[urls] = connection
-            return connection
-
-    @property
-    def open_count(self) -> int:
-        """How many of the connections are open."""
-        return sum(not c.is_closed for c in self._connections.values())
-
-    async def close(self) -> None:
-        """Close every connection."""
-        connections, self._connections = list(self._connections.values()), {}
-        for connection in connections:
-            if not connection.is_closed:
-                await connection.close()
 
 
 class OwnChannel:

@@ -20,7 +20,6 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from typing import Any
 
@@ -29,22 +28,14 @@ import aiormq.abc
 from aiormq.abc import DeliveredMessage
 
 from . import envelope
-from .acks import CHANNEL_GONE, AckBatcher
-from .common import QueueConfig, QueueResponse, RetryConfig
+from .acks import AckBatcher
+from .common import QueueConfig, RetryConfig
 from .confirm import event_properties, publish_confirmed
+from .connection import CHANNEL_GONE
 from .errors import EventRabbitError, InvalidMessage, PublishError
-from .failures import (
-    ERROR_HEADER,
-    ORIGINAL_USER_HEADER,
-    QUEUE_HEADER,
-    RETRY_COUNT_HEADER,
-    Retry,
-    copy_headers,
-    decide,
-    describe,
-)
+from .failures import Reply, Retry, plan
 from .registry import Handler
-from .topology import DEFAULT_EXCHANGE, dead_letter_queue_name, delay_queue_name
+from .topology import DEFAULT_EXCHANGE
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +59,7 @@ class QueueConsumer:
         self._config = config
         self._retry = retry
         self._max_body = config.max_body_size
-        self._delay_queue = delay_queue_name(queue)
-        self._dead_letter_queue = dead_letter_queue_name(queue)
+        self._user: str | None = channel.connection.url.user
         self._consumer_tag: str | None = None
         self._acks = AckBatcher(channel, config.prefetch_count)
         self._stopping = False
@@ -127,66 +117,62 @@ class QueueConsumer:
             result = await handler.func(**data)
             reply_to = message.header.properties.reply_to
             if reply_to:
-                await self._reply(message, reply_to, QueueResponse(data=result))
+                correlation_id = message.header.properties.correlation_id
+                await self._reply(Reply(reply_to, correlation_id, envelope.encode_reply(result)))
         except Exception as exc:  # noqa: BLE001 — every handler failure is retried or dead-lettered
             await self._fail(message, tag, exc)
             return
         await self._acks.ack(tag)
 
-    async def _reply(
-        self, message: DeliveredMessage, reply_to: str, response: QueueResponse
-    ) -> None:
-        properties = event_properties(correlation_id=message.header.properties.correlation_id)
+    async def _reply(self, reply: Reply) -> None:
         await publish_confirmed(
             self.channel,
-            response.to_bytes(),
+            reply.body,
             exchange=DEFAULT_EXCHANGE,
-            routing_key=reply_to,
-            properties=properties,
+            routing_key=reply.routing_key,
+            properties=event_properties(correlation_id=reply.correlation_id),
         )
 
     async def _fail(self, message: DeliveredMessage, tag: int, exc: Exception) -> None:
         properties = message.header.properties
-        decision = decide(properties.headers, exc, self._retry)
-        message_id = properties.message_id
+        copy = plan(properties, exc, self._retry, queue=self.queue, user=self._user)
+        decision = copy.decision
+        if isinstance(decision, Retry):
+            log.warning(
+                "retry %d of message %s on queue %r in %s s: %s",
+                decision.attempt,
+                properties.message_id,
+                self.queue,
+                self._retry.retry_delay_seconds,
+                decision.reason,
+            )
+        else:
+            log.error(
+                "dead-lettering message %s on queue %r after %d retries: %s",
+                properties.message_id,
+                self.queue,
+                decision.retries,
+                decision.reason,
+            )
         try:
-            if isinstance(decision, Retry):
-                log.warning(
-                    "retry %d of message %s on queue %r in %s s: %s",
-                    decision.attempt,
-                    message_id,
-                    self.queue,
-                    self._retry.retry_delay_seconds,
-                    describe(exc),
-                )
-                headers = copy_headers(properties.headers, {RETRY_COUNT_HEADER: decision.attempt})
-                await self._republish(message, self._delay_queue, headers)
-            else:
-                log.error(
-                    "dead-lettering message %s on queue %r after %d retries: %s",
-                    message_id,
-                    self.queue,
-                    decision.retries,
-                    decision.reason,
-                )
-                headers = copy_headers(
-                    properties.headers,
-                    {
-                        ERROR_HEADER: decision.reason,
-                        RETRY_COUNT_HEADER: decision.retries,
-                        QUEUE_HEADER: self.queue,
-                    },
-                )
-                await self._republish(message, self._dead_letter_queue, headers)
-                if properties.reply_to:
-                    error = QueueResponse.failure(type(exc).__name__, str(exc))
-                    await self._reply(message, properties.reply_to, error)
+            routed = await publish_confirmed(
+                self.channel,
+                message.body,
+                exchange=DEFAULT_EXCHANGE,
+                routing_key=copy.queue,
+                properties=copy.properties,
+                mandatory=True,  # a deleted delay or dead-letter queue must not swallow it
+            )
+            if not routed:
+                raise PublishError(f"queue {copy.queue!r} does not exist", routing_key=copy.queue)
+            if copy.reply is not None:
+                await self._reply(copy.reply)
         except (EventRabbitError, *CHANNEL_GONE) as publish_exc:
             # Left open and unacked; replacing the channel redeclares the topology (a deleted
             # delay or dead-letter queue comes back) and the broker redelivers the message.
             log.error(
                 "message %s on queue %r left unacked for redelivery: %s",
-                message_id,
+                properties.message_id,
                 self.queue,
                 publish_exc,
             )
@@ -194,27 +180,22 @@ class QueueConsumer:
             return
         await self._acks.ack(tag)
 
-    async def _republish(
-        self, message: DeliveredMessage, queue: str, headers: dict[str, Any]
-    ) -> None:
-        properties = copy.copy(message.header.properties)
-        properties.headers = headers
-        user_id = properties.user_id
-        if user_id and user_id != self.channel.connection.url.user:
-            # RabbitMQ refuses a user_id that is not the publishing connection's user: the
-            # copy names the original publisher in a header instead.
-            properties.user_id = None
-            headers[ORIGINAL_USER_HEADER] = user_id
-        routed = await publish_confirmed(
-            self.channel,
-            message.body,
-            exchange=DEFAULT_EXCHANGE,
-            routing_key=queue,
-            properties=properties,
-            mandatory=True,  # a deleted delay or dead-letter queue must not swallow it
-        )
-        if not routed:
-            raise PublishError(f"queue {queue!r} does not exist", routing_key=queue)
+    async def until_broken(self) -> None:
+        """Return when this channel must be replaced (:attr:`broken`); raise when it closes."""
+        closing = self.channel.closing  # an observer of its own; cancelling it closes nothing
+        broken = asyncio.ensure_future(self.broken.wait())
+        try:
+            await asyncio.wait([closing, broken], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            broken.cancel()
+            if not closing.done():
+                closing.cancel()
+        if closing.done() and not closing.cancelled():
+            reason = closing.exception()
+            if isinstance(reason, Exception):
+                raise reason
+            # Closed normally, or by aiormq with a CancelledError (e.g. a missed heartbeat).
+            raise aiormq.exceptions.ChannelInvalidStateError(f"channel closed: {reason!r}")
 
     async def stop(self, grace_timeout: float) -> None:
         """Stop taking deliveries, let in-flight handlers finish and ack, close the channel."""

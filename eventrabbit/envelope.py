@@ -1,16 +1,20 @@
-"""The wire format of events: ``{"action": str, "data": object}`` as UTF-8 JSON (orjson).
+"""The wire format, both directions, as UTF-8 JSON (orjson):
 
-Every way a body can be unusable becomes one :class:`~eventrabbit.errors.InvalidMessage`
-whose reason is what the dead-letter header ``x-eventrabbit-error`` says.
+- events: ``{"action": str, "data": object}``. Every way a body can be unusable becomes one
+  :class:`~eventrabbit.errors.InvalidMessage` whose reason is what the dead-letter header
+  ``x-eventrabbit-error`` says;
+- replies to ``reply_to`` requests: ``{"data": result}``, or ``{"error": {"type": str,
+  "message": str}}`` when the request failed for good.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from .errors import InvalidMessage
+from .errors import InvalidMessage, RemoteError, RPCError
 
 _loads = orjson.loads
 _dumps = orjson.dumps
@@ -73,3 +77,33 @@ def encode(action: str, data: Any) -> bytes:
         raise TypeError(
             f"the result for action {action!r} is not JSON-serialisable: {exc}"
         ) from None
+
+
+def encode_reply(result: Any) -> bytes:
+    """The reply body of a handled request: ``{"data": result}``.
+
+    :raises TypeError: ``result`` is not JSON-serialisable.
+    """
+    return _dumps({"data": result})
+
+
+def encode_error_reply(error: Mapping[str, str]) -> bytes:
+    """The reply body of a request that failed for good: ``{"error": error}``, where
+    ``error`` is ``{"type": <exception class>, "message": <text>}``."""
+    return _dumps({"error": dict(error)})
+
+
+def decode_reply(body: bytes) -> Any:
+    """The result a reply carries.
+
+    :raises RemoteError: an error reply (its ``type`` and ``message``).
+    :raises RPCError: a body that is not a reply.
+    """
+    try:
+        reply = _loads(body)
+        if "error" in reply:
+            error = reply["error"]
+            raise RemoteError(str(error["type"]), str(error["message"]))
+        return reply["data"]
+    except (_JSONDecodeError, TypeError, KeyError) as exc:
+        raise RPCError(f"unreadable reply: {type(exc).__name__}: {exc}") from None

@@ -10,11 +10,18 @@ means something::
     ├── BrokerUnavailable (ConnectionError)  no connection to the broker could be made
     ├── PublishError                         the broker did not take a message
     │   ├── UnroutableError                  ``mandatory=True`` and no queue received it
-    │   └── PublishTimeout (TimeoutError)    no confirm came within the timeout
+    │   ├── PublishTimeout (TimeoutError)    no confirm came within the timeout
+    │   └── ChannelLost                      the channel closed before the confirm
     ├── InvalidMessage                       a body eventrabbit cannot handle (dead-lettered)
     └── RPCError                             an RPC call that returned no result
         ├── RPCTimeout (TimeoutError)        no reply within the call's timeout
-        └── RemoteError                      the remote handler failed for good
+        ├── RemoteError                      the remote handler failed for good
+        ├── ReplyLost                        the RPC channel closed while the call waited
+        └── RequestError (PublishError)      the broker did not take the request
+            └── UnroutableRequest (UnroutableError)   no queue receives the request
+
+Every way an RPC call (``events.call``) can fail is an :class:`RPCError`; the request errors
+are :class:`PublishError` too, so ``except UnroutableError`` catches an unroutable request.
 
 Messages never contain a password: URLs are censored before they are formatted.
 """
@@ -84,6 +91,13 @@ class PublishTimeout(PublishError, TimeoutError):
     """The broker's confirm did not arrive within the publish timeout."""
 
 
+class ChannelLost(PublishError):
+    """The channel or connection closed before the broker confirmed; sending again may work.
+
+    A publisher sends such a message again until its ``publish_timeout`` runs out.
+    """
+
+
 class InvalidMessage(EventRabbitError):
     """A body that is not a valid event; the reason goes into ``x-eventrabbit-error``."""
 
@@ -111,3 +125,19 @@ class RemoteError(RPCError):
         super().__init__(f"{error_type}: {message}")
         self.type = error_type
         self.message = message
+
+
+class ReplyLost(RPCError):
+    """The RPC channel closed while the call waited: its reply can never arrive.
+
+    The request may still have been handled; calling again may handle it twice.
+    """
+
+
+class RequestError(RPCError, PublishError):
+    """The broker did not take an RPC request (no connection, nack, missing exchange, no
+    confirm within ``publish_timeout``). Nothing was handled."""
+
+
+class UnroutableRequest(RequestError, UnroutableError):
+    """No queue receives the request: no server consumes it."""

@@ -7,12 +7,19 @@ re-published to its exchange (other bound queues would see it twice). Instead:
 
 1. :func:`decide` looks at the ``x-retry-count`` header the message carries and the retry
    config, and answers :class:`Retry` or :class:`DeadLetter`.
-2. A retry copy — same body, properties and publisher headers, broker headers stripped,
-   ``x-retry-count`` = the retry's number — is published with a confirm to ``<queue>.delay``.
-   Its TTL is the delay; the broker then dead-letters it into ``<queue>``.
-3. A dead letter is published with a confirm to ``<queue>.dlq`` with headers saying why.
-4. Only after the confirm is the original acked. If the publish fails, the original is not
-   acked and the broker redelivers it: a failure may be handled twice, never lost.
+2. :func:`plan` turns the decision into the :class:`Copy` to publish — the only place where
+   failure headers are written:
+
+   - a retry copy — same body, properties and publisher headers, broker headers stripped,
+     ``x-retry-count`` = the retry's number — goes to ``<queue>.delay``. Its TTL is the
+     delay; the broker then dead-letters it into ``<queue>``;
+   - a dead letter goes to ``<queue>.dlq`` with headers saying why, and a request (one with
+     ``reply_to``) gets an error reply, so its caller does not wait forever;
+   - a ``user_id`` that is not the consumer's own user moves into a header: RabbitMQ refuses
+     a ``user_id`` other than the publishing connection's.
+3. The consumer publishes the copy with a confirm, then the reply, and only then acks the
+   original. If the publish fails, the original is not acked and the broker redelivers it: a
+   failure may be handled twice, never lost.
 
 Bad input (:class:`~eventrabbit.errors.InvalidMessage`) is dead-lettered at once: retrying
 cannot fix a body.
@@ -20,11 +27,15 @@ cannot fix a body.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
-from .common import RetryConfig
+from pamqp import commands as spec
+
+from .common import QueueResponse, RetryConfig
 from .errors import InvalidMessage
+from .topology import dead_letter_queue_name, delay_queue_name
 
 #: How many retries this copy of a message is (0 or absent on the first delivery).
 RETRY_COUNT_HEADER = "x-retry-count"
@@ -51,9 +62,10 @@ BROKER_HEADERS = frozenset(
 
 @dataclass(slots=True, frozen=True)
 class Retry:
-    """Publish a copy to the delay queue as retry number ``attempt``."""
+    """Publish a copy to the delay queue as retry number ``attempt``; ``reason`` is why."""
 
     attempt: int
+    reason: str
 
 
 @dataclass(slots=True, frozen=True)
@@ -62,6 +74,30 @@ class DeadLetter:
 
     reason: str
     retries: int
+
+
+@dataclass(slots=True, frozen=True)
+class Reply:
+    """A reply to publish through the default exchange to a request's ``reply_to``."""
+
+    routing_key: str
+    correlation_id: str | None
+    body: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class Copy:
+    """What to publish (confirmed) for a failed message before the original is acked.
+
+    :param queue: the target: ``<queue>.delay`` for a retry, ``<queue>.dlq`` for a dead letter.
+    :param properties: the original's, with the copy's headers (and ``user_id``).
+    :param reply: the error reply a failed request's caller gets, sent after the copy.
+    """
+
+    decision: Retry | DeadLetter
+    queue: str
+    properties: spec.Basic.Properties
+    reply: Reply | None = None
 
 
 def retry_count(headers: dict[str, Any] | None) -> int:
@@ -84,11 +120,45 @@ def decide(
 ) -> Retry | DeadLetter:
     """Retry or dead-letter a message whose handling raised ``exc``."""
     done = retry_count(headers)
+    reason = describe(exc)
     if isinstance(exc, InvalidMessage):
-        return DeadLetter(describe(exc), done)
+        return DeadLetter(reason, done)
     if config.max_retries == -1 or done < config.max_retries:
-        return Retry(done + 1)
-    return DeadLetter(describe(exc), done)
+        return Retry(done + 1, reason)
+    return DeadLetter(reason, done)
+
+
+def plan(
+    properties: spec.Basic.Properties,
+    exc: BaseException,
+    config: RetryConfig,
+    *,
+    queue: str,
+    user: str | None,
+) -> Copy:
+    """The copy to publish for a message of ``queue`` whose handling raised ``exc``.
+
+    :param properties: the delivered message's properties (left unchanged).
+    :param user: the user the consumer's connection is logged in as.
+    """
+    decision = decide(properties.headers, exc, config)
+    reply = None
+    if isinstance(decision, Retry):
+        target = delay_queue_name(queue)
+        extra: dict[str, Any] = {RETRY_COUNT_HEADER: decision.attempt}
+    else:
+        target = dead_letter_queue_name(queue)
+        extra = {ERROR_HEADER: decision.reason, RETRY_COUNT_HEADER: decision.retries}
+        extra[QUEUE_HEADER] = queue
+        if properties.reply_to:
+            error = QueueResponse.failure(type(exc).__name__, str(exc))
+            reply = Reply(properties.reply_to, properties.correlation_id, error.to_bytes())
+    copied = copy.copy(properties)
+    copied.headers = copy_headers(properties.headers, extra)
+    if copied.user_id and copied.user_id != user:
+        copied.headers[ORIGINAL_USER_HEADER] = copied.user_id
+        copied.user_id = None
+    return Copy(decision, target, copied, reply)
 
 
 def copy_headers(headers: dict[str, Any] | None, extra: dict[str, Any]) -> dict[str, Any]:

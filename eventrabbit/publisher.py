@@ -17,14 +17,9 @@ import aiormq.abc
 from pamqp import commands as spec
 
 from . import envelope
-from .confirm import (
-    DEFAULT_PUBLISH_TIMEOUT,
-    ChannelLost,
-    event_properties,
-    publish_confirmed,
-)
+from .confirm import DEFAULT_PUBLISH_TIMEOUT, event_properties, publish_confirmed
 from .connection import OwnChannel, backoff, close_connection
-from .errors import BrokerUnavailable, PublishTimeout, UnroutableError
+from .errors import BrokerUnavailable, ChannelLost, PublishTimeout, UnroutableError
 
 log = logging.getLogger(__name__)
 

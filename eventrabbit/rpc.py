@@ -16,20 +16,24 @@ from typing import Any
 
 import aiormq
 import aiormq.abc
-import orjson
 from aiormq.abc import DeliveredMessage
 
 from . import envelope
-from .confirm import event_properties, new_id, publish_confirmed
+from .confirm import TRANSIENT, event_properties, new_id, publish_confirmed
 from .connection import OwnChannel
-from .errors import PublishError, RemoteError, RPCError, RPCTimeout, UnroutableError
+from .errors import (
+    BrokerUnavailable,
+    PublishError,
+    ReplyLost,
+    RequestError,
+    RPCError,
+    RPCTimeout,
+    UnroutableRequest,
+)
+from .topology import DIRECT_REPLY_TO
 
 log = logging.getLogger(__name__)
 
-#: RabbitMQ's pseudo-queue for direct reply-to.
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-#: AMQP delivery mode 1: kept in memory only.
-TRANSIENT = 1
 #: Seconds a call waits for its reply by default.
 DEFAULT_CALL_TIMEOUT = 30.0
 
@@ -66,8 +70,11 @@ class RPCClient:
             default ``timeout``, so a request nobody answers in time does not linger.
         :raises RPCTimeout: no reply within ``timeout``.
         :raises RemoteError: the handler failed for good; has ``type`` and ``message``.
-        :raises UnroutableError: no queue receives the request.
-        :raises PublishError: the broker did not take the request.
+        :raises UnroutableRequest: no queue receives the request (an ``UnroutableError`` too).
+        :raises RequestError: the broker did not take the request, or no connection.
+        :raises ReplyLost: the RPC channel closed while the call waited for its reply.
+        :raises RPCError: a reply that is not one. Every error above is an ``RPCError``.
+        :raises TypeError: ``data`` is not JSON-serialisable.
         """
         correlation_id = new_id()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -92,24 +99,35 @@ class RPCClient:
         correlation_id: str,
         expiration: float,
     ) -> None:
-        properties = event_properties(correlation_id=correlation_id)
         # Transient: a request lives at most ``expiration``, and its reply channel would not
         # survive a broker restart anyway, so writing it to disk buys nothing.
-        properties.delivery_mode = TRANSIENT
-        properties.reply_to = DIRECT_REPLY_TO
-        properties.expiration = str(max(1, math.ceil(expiration * 1000)))
-        channel = await self.channel.get()
-        routed = await publish_confirmed(
-            channel,
-            envelope.encode(action, data),
-            exchange=exchange,
-            routing_key=key,
-            properties=properties,
-            mandatory=True,
-            confirm_timeout=self.publish_timeout,
+        properties = event_properties(
+            correlation_id=correlation_id,
+            delivery_mode=TRANSIENT,
+            reply_to=DIRECT_REPLY_TO,
+            expiration=str(max(1, math.ceil(expiration * 1000))),
         )
+        body = envelope.encode(action, data)
+        try:
+            channel = await self.channel.get()
+            routed = await publish_confirmed(
+                channel,
+                body,
+                exchange=exchange,
+                routing_key=key,
+                properties=properties,
+                mandatory=True,
+                confirm_timeout=self.publish_timeout,
+            )
+        except (PublishError, BrokerUnavailable) as exc:
+            raise RequestError(
+                f"the {action!r} request was not published: {exc}",
+                exchange=exchange,
+                routing_key=key,
+                message_id=properties.message_id,
+            ) from exc
         if not routed:
-            raise UnroutableError(
+            raise UnroutableRequest(
                 f"no queue receives {action!r} requests on exchange {exchange!r} with key {key!r}",
                 exchange=exchange,
                 routing_key=key,
@@ -126,21 +144,16 @@ class RPCClient:
             log.debug("reply for no pending call dropped")
             return
         try:
-            reply = orjson.loads(message.body)
-            if "error" in reply:
-                error = reply["error"]
-                future.set_exception(RemoteError(str(error["type"]), str(error["message"])))
-            else:
-                future.set_result(reply["data"])
-        except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
-            future.set_exception(RPCError(f"unreadable reply: {type(exc).__name__}: {exc}"))
+            future.set_result(envelope.decode_reply(message.body))
+        except RPCError as exc:  # an error reply (RemoteError) or an unreadable one
+            future.set_exception(exc)
 
     def _on_channel_closed(self, _: asyncio.Future[Any]) -> None:
         # Direct replies are bound to the channel: calls on a closed one can never complete.
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(
-                    PublishError("the RPC channel closed while the call waited for its reply")
+                    ReplyLost("the RPC channel closed while the call waited for its reply")
                 )
 
     async def close(self) -> None:

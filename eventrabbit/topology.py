@@ -26,6 +26,8 @@ DELAY_SUFFIX = ".delay"
 DEAD_LETTER_SUFFIX = ".dlq"
 #: The default exchange: routes by queue name.
 DEFAULT_EXCHANGE = ""
+#: RabbitMQ's pseudo-queue for direct reply-to: consume it for replies, name it in reply_to.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 def delay_queue_name(queue: str) -> str:

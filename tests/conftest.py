@@ -24,8 +24,8 @@ from yarl import URL
 from eventrabbit import build_event_dependencies
 from eventrabbit.common import ConsumeChannel
 from eventrabbit.connection import open_connection
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
+from eventrabbit.events import Events
+from eventrabbit.handle import Handle
 from eventrabbit.testing import memory_broker
 from tests.helpers import BROKER_URL, censor_url, unique, until_consumed
 

@@ -21,7 +21,7 @@ from aiormq import spec
 from yarl import URL
 
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.service import Handle
+from eventrabbit.handle import Handle
 
 BROKER_URL = os.environ.get("EVENTRABBIT_TEST_URL", "amqp://guest:guest@localhost:5672/")
 

@@ -28,10 +28,15 @@ test; :func:`redirect_amqp` runs services built with an ``amqp://`` URL on it un
 
 from __future__ import annotations
 
-from .broker import MemoryBroker, forget_broker, get_broker
+from ..connection import register_transport
+from .broker import SCHEME, MemoryBroker, forget_broker, get_broker
 from .helpers import consuming, memory_broker, redirect_amqp
 from .messages import Message
 from .routing import Binding
+from .transport import connect_memory
+
+# memory:// URLs work from the moment this package is imported.
+register_transport(SCHEME, connect_memory)
 
 __all__ = [
     "Binding",

@@ -9,11 +9,14 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
-from .. import connection as _connection
+import aiormq.abc
+
 from ..common import ConsumeChannel
+from ..connection import AMQP_SCHEMES, Transport, register_transport
 from ..errors import ConfigurationError
-from ..service import Handle
+from ..handle import Handle
 from .broker import SCHEME, MemoryBroker, forget_broker, get_broker
+from .transport import connect_memory
 
 
 @contextlib.contextmanager
@@ -53,12 +56,19 @@ def redirect_amqp(broker: MemoryBroker | None = None) -> Iterator[MemoryBroker]:
     """
     global _redirected_to
     target = broker or get_broker()
-    previous_url, previous = _connection.redirect(target.url), _redirected_to
-    _redirected_to = target
+
+    async def to_target(url: str) -> aiormq.abc.AbstractConnection:
+        return await connect_memory(target.url)
+
+    replaced: dict[str, Transport | None] = {
+        scheme: register_transport(scheme, to_target) for scheme in AMQP_SCHEMES
+    }
+    previous, _redirected_to = _redirected_to, target
     try:
         yield target
     finally:
-        _connection.redirect(previous_url)
+        for scheme, transport in replaced.items():
+            register_transport(scheme, transport)
         _redirected_to = previous
 
 

@@ -48,11 +48,12 @@ def consumer_node(handle: Handle, cluster: RabbitCluster) -> RabbitNode | None:
 
     Reads the handle's connection pool (an internal); ``None`` if that cannot be read.
     """
-    connections = getattr(getattr(handle, "_pool", None), "_connections", None)
-    if connections is None:
+    shared = getattr(getattr(handle, "_pool", None), "_shared", None)
+    if shared is None:
         return None
-    for connection in connections.values():
-        if not connection.is_closed:
+    for one in shared.values():
+        connection = one.connection
+        if connection is not None and not connection.is_closed:
             port = URL(str(connection.url)).port
             return next((node for node in cluster.nodes if node.amqp_port == port), None)
     return None

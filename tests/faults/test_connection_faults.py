@@ -313,16 +313,16 @@ def _internals(handle: Handle) -> dict[str, int | str]:
     """What a reconnect could leave behind in the handle, its publisher and aiormq."""
     gc.collect()
     pool = getattr(handle, "_pool", None)
-    connections = getattr(pool, "_connections", {})
+    shared = getattr(pool, "_shared", {})
+    connections = [s.connection for s in shared.values() if s.connection is not None]
     events = getattr(handle, "events", None)
     publisher = getattr(events, "publisher", None) or getattr(handle, "publisher", None)
     return {
         "asyncio_tasks": len(asyncio.all_tasks()),
-        "handle_tasks": _size(handle, "_tasks"),
-        "pool_connections": _size(pool, "_connections"),
-        "pool_endpoints": _size(pool, "_endpoints"),
-        "pool_locks": _size(pool, "_locks"),
-        "open_channels": sum(len(c.channels) for c in connections.values() if not c.is_closed),
+        "handle_runs": len(handle.status()),
+        "pool_entries": _size(pool, "_shared"),
+        "pool_connections": len(connections),
+        "open_channels": sum(len(c.channels) for c in connections if not c.is_closed),
         "publisher_closing": _size(publisher, "_closing"),
         "live_connections": _live(aiormq.Connection),
         "live_channels": _live(aiormq.Channel),

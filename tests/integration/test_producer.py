@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 import eventrabbit
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
+from eventrabbit.events import Events
+from eventrabbit.handle import Handle
 from tests.conftest import Names, Services
 from tests.helpers import assert_absent, collect, get_one, queue_depth
 

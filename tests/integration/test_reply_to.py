@@ -12,8 +12,8 @@ import pytest
 
 from eventrabbit import RetryConfig
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
+from eventrabbit.events import Events
+from eventrabbit.handle import Handle
 from tests.conftest import Names, Services
 from tests.helpers import event, get_one, publish_raw, queue_depth, start_consuming
 

@@ -16,8 +16,8 @@ from eventrabbit import (
     build_event_dependencies,
 )
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
+from eventrabbit.events import Events
+from eventrabbit.handle import Handle
 from tests.conftest import Names
 from tests.helpers import consumer_count, depth_is, wait_for
 

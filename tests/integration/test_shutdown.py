@@ -12,7 +12,7 @@ import pytest
 
 from eventrabbit import QueueConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.service import Handle
+from eventrabbit.handle import Handle
 from tests.conftest import Names
 from tests.helpers import (
     consumer_count,

@@ -11,8 +11,8 @@ import pytest
 
 import eventrabbit
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
+from eventrabbit.events import Events
+from eventrabbit.handle import Handle
 from tests.conftest import Names, Services
 from tests.helpers import assert_absent, event, publish_raw, queue_depth, start_consuming
 

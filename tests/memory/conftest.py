@@ -9,8 +9,8 @@ import aiormq.abc
 import pytest
 
 from eventrabbit import build_event_dependencies
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
+from eventrabbit.events import Events
+from eventrabbit.handle import Handle
 from eventrabbit.testing import MemoryBroker, memory_broker
 from eventrabbit.testing.transport import connect_memory
 

@@ -27,8 +27,8 @@ from eventrabbit import (
     build_event_dependencies,
 )
 from eventrabbit.common import ConsumeChannel
-from eventrabbit.registry import Events
-from eventrabbit.service import Handle
+from eventrabbit.events import Events
+from eventrabbit.handle import Handle
 from eventrabbit.testing import MemoryBroker, consuming, memory_broker, redirect_amqp
 from eventrabbit.testing.transport import connect_memory
 

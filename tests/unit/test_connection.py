@@ -19,7 +19,6 @@ from eventrabbit import (
     build_event_dependencies,
 )
 from eventrabbit.connection import (
-    ConnectionPool,
     Endpoints,
     as_urls,
     backoff,
@@ -27,6 +26,7 @@ from eventrabbit.connection import (
     check_url,
     open_connection,
 )
+from eventrabbit.pool import ConnectionPool
 
 SECRET = "s3cr3t"
 # Nothing listens on port 1 of the loopback interface: connecting is refused at once.
@@ -241,11 +241,14 @@ async def test_open_connection_to_a_closed_port_raises_broker_unavailable(url: s
 
 async def test_connection_pool_raises_broker_unavailable_and_keeps_nothing() -> None:
     pool = ConnectionPool()
+    pool.join((CLOSED_PORT_URL,))
     with pytest.raises(BrokerUnavailable) as info:
         await pool.get((CLOSED_PORT_URL,))
     assert SECRET not in str(info.value)
     assert pool.open_count == 0
-    await pool.close()
+    await pool.leave((CLOSED_PORT_URL,))
+    with pytest.raises(LookupError):
+        await pool.get((CLOSED_PORT_URL,))
 
 
 async def test_endpoints_try_every_node_and_name_them_censored() -> None:

@@ -41,18 +41,18 @@ def test_wire_header_names() -> None:
 _DL = "ValueError: boom"
 _TABLE = [
     # -1: retry forever
-    pytest.param(-1, ABSENT, Retry(1), id="forever-absent"),
-    pytest.param(-1, 0, Retry(1), id="forever-0"),
-    pytest.param(-1, 1, Retry(2), id="forever-1"),
-    pytest.param(-1, 2, Retry(3), id="forever-2"),
-    pytest.param(-1, 3, Retry(4), id="forever-3"),
-    pytest.param(-1, 7, Retry(8), id="forever-7"),
-    pytest.param(-1, 10_000, Retry(10_001), id="forever-10000"),
-    pytest.param(-1, "2", Retry(1), id="forever-str-counts-0"),
-    pytest.param(-1, -4, Retry(1), id="forever-negative-counts-0"),
-    pytest.param(-1, True, Retry(1), id="forever-bool-counts-0"),
-    pytest.param(-1, 2.0, Retry(1), id="forever-float-counts-0"),
-    pytest.param(-1, None, Retry(1), id="forever-null-counts-0"),
+    pytest.param(-1, ABSENT, Retry(1, _DL), id="forever-absent"),
+    pytest.param(-1, 0, Retry(1, _DL), id="forever-0"),
+    pytest.param(-1, 1, Retry(2, _DL), id="forever-1"),
+    pytest.param(-1, 2, Retry(3, _DL), id="forever-2"),
+    pytest.param(-1, 3, Retry(4, _DL), id="forever-3"),
+    pytest.param(-1, 7, Retry(8, _DL), id="forever-7"),
+    pytest.param(-1, 10_000, Retry(10_001, _DL), id="forever-10000"),
+    pytest.param(-1, "2", Retry(1, _DL), id="forever-str-counts-0"),
+    pytest.param(-1, -4, Retry(1, _DL), id="forever-negative-counts-0"),
+    pytest.param(-1, True, Retry(1, _DL), id="forever-bool-counts-0"),
+    pytest.param(-1, 2.0, Retry(1, _DL), id="forever-float-counts-0"),
+    pytest.param(-1, None, Retry(1, _DL), id="forever-null-counts-0"),
     # 0: never retry
     pytest.param(0, ABSENT, DeadLetter(_DL, 0), id="never-absent"),
     pytest.param(0, 0, DeadLetter(_DL, 0), id="never-0"),
@@ -66,18 +66,18 @@ _TABLE = [
     pytest.param(0, 2.0, DeadLetter(_DL, 0), id="never-float"),
     pytest.param(0, None, DeadLetter(_DL, 0), id="never-null"),
     # 3: three retries after the first attempt, then dead-letter
-    pytest.param(3, ABSENT, Retry(1), id="three-absent"),
-    pytest.param(3, 0, Retry(1), id="three-0"),
-    pytest.param(3, 1, Retry(2), id="three-1"),
-    pytest.param(3, 2, Retry(3), id="three-2"),
+    pytest.param(3, ABSENT, Retry(1, _DL), id="three-absent"),
+    pytest.param(3, 0, Retry(1, _DL), id="three-0"),
+    pytest.param(3, 1, Retry(2, _DL), id="three-1"),
+    pytest.param(3, 2, Retry(3, _DL), id="three-2"),
     pytest.param(3, 3, DeadLetter(_DL, 3), id="three-3-exhausted"),
     pytest.param(3, 7, DeadLetter(_DL, 7), id="three-7-exhausted"),
-    pytest.param(3, "2", Retry(1), id="three-str-counts-0"),
-    pytest.param(3, "7", Retry(1), id="three-str7-counts-0"),
-    pytest.param(3, -4, Retry(1), id="three-negative-counts-0"),
-    pytest.param(3, True, Retry(1), id="three-bool-counts-0"),
-    pytest.param(3, 2.0, Retry(1), id="three-float-counts-0"),
-    pytest.param(3, None, Retry(1), id="three-null-counts-0"),
+    pytest.param(3, "2", Retry(1, _DL), id="three-str-counts-0"),
+    pytest.param(3, "7", Retry(1, _DL), id="three-str7-counts-0"),
+    pytest.param(3, -4, Retry(1, _DL), id="three-negative-counts-0"),
+    pytest.param(3, True, Retry(1, _DL), id="three-bool-counts-0"),
+    pytest.param(3, 2.0, Retry(1, _DL), id="three-float-counts-0"),
+    pytest.param(3, None, Retry(1, _DL), id="three-null-counts-0"),
 ]
 
 
@@ -98,7 +98,9 @@ def test_decide_table(max_retries: int, count: object, expected: Retry | DeadLet
 )
 def test_decide_without_retry_count_is_a_first_failure(headers: dict[str, Any] | None) -> None:
     assert retry_count(headers) == 0
-    assert decide(headers, RuntimeError("x"), RetryConfig(max_retries=2)) == Retry(1)
+    assert decide(headers, RuntimeError("x"), RetryConfig(max_retries=2)) == Retry(
+        1, "RuntimeError: x"
+    )
 
 
 @pytest.mark.parametrize("max_retries", [-1, 0, 3])
@@ -224,8 +226,8 @@ def test_copy_headers_with_no_extras_keeps_publisher_headers() -> None:
 
 
 def test_decisions_are_frozen_values() -> None:
-    assert Retry(2) == Retry(2)
-    assert Retry(2) != Retry(3)
+    assert Retry(2, "x") == Retry(2, "x")
+    assert Retry(2, "x") != Retry(3, "x")
     assert DeadLetter("r", 1) != DeadLetter("r", 2)
     with pytest.raises(AttributeError):
-        Retry(1).attempt = 2  # type: ignore[misc]
+        Retry(1, "x").attempt = 2  # type: ignore[misc]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -21,29 +22,22 @@ PACKAGE_DIR = Path(eventrabbit.__file__).resolve().parent
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 MODULES = sorted(f"eventrabbit.{info.name}" for info in pkgutil.iter_modules([str(PACKAGE_DIR)]))
 
-EXPECTED_ALL = [
-    "BrokerUnavailable",
-    "ConfigurationError",
-    "ConsumeChannel",
-    "DuplicateHandlerError",
-    "EventRabbitError",
-    "Events",
-    "ExchangeType",
-    "Handle",
-    "InvalidMessage",
-    "PublishError",
-    "PublishTimeout",
-    "QueueConfig",
-    "QueueResponse",
-    "RPCError",
-    "RPCTimeout",
-    "ReconnectConfig",
-    "RemoteError",
-    "RetryConfig",
-    "TopologyError",
-    "UnroutableError",
-    "build_event_dependencies",
-]
+#: Names the seed README imports from the package; they must stay importable.
+SEED_NAMES = ["ExchangeType", "RetryConfig", "build_event_dependencies"]
+
+
+def _public_names(module: ModuleType) -> set[str]:
+    """What a module offers: its names not starting with ``_``, without submodules."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType) and name != "annotations"
+    }
+
+
+def _library_modules() -> list[ModuleType]:
+    """Every module of the library proper (not eventrabbit.testing)."""
+    return [importlib.import_module(name) for name in MODULES]
 
 
 def _relative(path: Path) -> str:
@@ -56,12 +50,15 @@ def _requirement_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower()
 
 
-def test_all_is_pinned() -> None:
-    assert sorted(eventrabbit.__all__) == EXPECTED_ALL
+def test_all_is_exactly_what_the_package_offers() -> None:
+    # httpx's way: a name imported into __init__ without being exported (or exported without
+    # being there) fails here, so __all__ cannot drift from the package.
+    assert set(eventrabbit.__all__) == _public_names(eventrabbit)
     assert len(eventrabbit.__all__) == len(set(eventrabbit.__all__))
+    assert set(SEED_NAMES) <= set(eventrabbit.__all__)
 
 
-@pytest.mark.parametrize("name", EXPECTED_ALL)
+@pytest.mark.parametrize("name", sorted(eventrabbit.__all__))
 def test_every_public_name_is_importable(name: str) -> None:
     assert getattr(eventrabbit, name) is not None
     namespace: dict[str, object] = {}
@@ -72,7 +69,50 @@ def test_every_public_name_is_importable(name: str) -> None:
 def test_star_import_gives_exactly_all() -> None:
     namespace: dict[str, object] = {}
     exec("from eventrabbit import *", namespace)
-    assert sorted(k for k in namespace if k != "__builtins__") == EXPECTED_ALL
+    assert sorted(k for k in namespace if k != "__builtins__") == sorted(eventrabbit.__all__)
+
+
+def test_every_exception_of_the_library_lives_in_errors_and_is_exported() -> None:
+    defined = {
+        value
+        for module in _library_modules()
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__.startswith("eventrabbit")
+    }
+    assert {cls.__module__ for cls in defined} == {"eventrabbit.errors"}
+    assert {cls.__name__ for cls in defined} <= set(eventrabbit.__all__)
+    assert all(issubclass(cls, eventrabbit.EventRabbitError) for cls in defined)
+
+
+def _drawn_tree() -> list[tuple[int, str]]:
+    """(indent, class name) of each line of the tree drawn in errors.py's docstring."""
+    from eventrabbit import errors
+
+    block = (errors.__doc__ or "").split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    lines = []
+    for line in block.splitlines():
+        match = re.match(r"^([ │├└─]*)(\w+)", line)
+        assert match is not None, line
+        lines.append((len(match.group(1)), match.group(2)))
+    return lines
+
+
+def test_the_drawn_tree_names_every_exception_under_a_parent_class() -> None:
+    from eventrabbit import errors
+
+    classes = {
+        name: value
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.EventRabbitError)
+    }
+    tree = _drawn_tree()
+    assert sorted(name for _, name in tree) == sorted(classes)
+    for index, (indent, name) in enumerate(tree[1:], start=1):
+        # The drawn parent is the nearest line above that is indented less.
+        parent = next(n for i, n in reversed(tree[:index]) if i < indent)
+        assert classes[parent] in classes[name].__bases__, f"{name} is drawn under {parent}"
 
 
 def test_seed_imports_work() -> None:
@@ -101,7 +141,7 @@ def test_every_module_imports(module: str) -> None:
 def test_importing_eventrabbit_pulls_in_neither_aio_pika_nor_pydantic() -> None:
     code = (
         "import eventrabbit, sys; "
-        "import eventrabbit.common, eventrabbit.consumer, eventrabbit.service; "
+        "import eventrabbit.common, eventrabbit.consumer, eventrabbit.handle; "
         "print('aio_pika' in sys.modules, 'pydantic' in sys.modules)"
     )
     result = subprocess.run(

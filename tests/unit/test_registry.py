@@ -17,7 +17,8 @@ import pytest
 
 from eventrabbit.errors import ConfigurationError, DuplicateHandlerError, PublishError
 from eventrabbit.publisher import Publisher
-from eventrabbit.registry import Events, Handler, Registry
+from eventrabbit.events import Events
+from eventrabbit.registry import Handler, Registry
 from eventrabbit.rpc import RPCClient
 
 # Never connected to: the decorators under test do not use RPC.

@@ -1,0 +1,49 @@
+"""``build_event_dependencies``: the one call that wires a service's pieces together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .common import QueueConfig, ReconnectConfig, RetryConfig
+from .confirm import DEFAULT_PUBLISH_TIMEOUT
+from .connection import as_urls
+from .events import Events
+from .handle import Handle
+from .publisher import Publisher
+from .registry import Registry
+from .rpc import RPCClient
+
+
+def build_event_dependencies(
+    url: str | Sequence[str],
+    idle_timeout: float | None = 300,
+    retry_config: RetryConfig | None = None,
+    queue_config: QueueConfig | None = None,
+    *,
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+    reconnect: ReconnectConfig | None = None,
+) -> tuple[Events, Handle]:
+    """Make the decorators and the consumer of one service.
+
+    :param url: the broker for publishing (``amqp://`` or ``amqps://``), or a list of a
+        cluster's node URLs; each :class:`ConsumeChannel` names its own.
+    :param idle_timeout: close the publishing connection after this many seconds without a
+        publish; ``None`` or ``0`` keeps it open.
+    :param retry_config: how failing handlers are retried (default: forever, every 5 s).
+    :param queue_config: the default settings of every consumed queue.
+    :param publish_timeout: seconds a publish may take in all: waiting for a connection,
+        sending again after a lost connection, and the broker's confirm.
+    :param reconnect: the backoff between a consumer's reconnect attempts.
+    :raises ConfigurationError: a URL that is not ``amqp://`` or ``amqps://``.
+    """
+    as_urls(url)
+    registry = Registry()
+    publisher = Publisher(url, idle_timeout=idle_timeout, publish_timeout=publish_timeout)
+    events = Events(registry, publisher, RPCClient(url, publish_timeout=publish_timeout))
+    handle = Handle(
+        events,
+        retry_config=retry_config or RetryConfig(),
+        queue_config=queue_config or QueueConfig(),
+        reconnect=reconnect or ReconnectConfig(),
+    )
+    return events, handle

@@ -1,0 +1,195 @@
+"""The ``handle`` of a service: runs consumers, keeps them running, says whether they are
+ready, and shuts them down.
+
+Theory of operation
+-------------------
+``consume`` registers a *run* the moment it is called — before its task first runs — so
+:meth:`Handle.close` and :meth:`Handle.ready` see it at once. The run is a loop around one
+:class:`~eventrabbit.consumer.QueueConsumer`: join the pool's shared connection, open a
+channel, declare the topology, consume, and wait until the channel is lost or the broker
+cancels the consumer — then back off and do it again. Only a topology error (a programming
+error) or cancellation ends it; the last run on a URL to end closes that connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+from .common import ConsumeChannel, QueueConfig, ReconnectConfig, RetryConfig
+from .connection import CHANNEL_GONE, as_urls, backoff, censor
+from .consumer import QueueConsumer
+from .errors import BrokerUnavailable
+from .events import Events
+from .pool import ConnectionPool
+from .status import ConsumerStatus, Run, Runs
+from .topology import declare
+
+log = logging.getLogger(__name__)
+
+# Faults that a reconnect can cure; anything else is a bug and propagates.
+_RECOVERABLE = (*CHANNEL_GONE, BrokerUnavailable, OSError, TimeoutError)
+#: Seconds :meth:`Handle.ready` waits by default.
+DEFAULT_READY_TIMEOUT = 30.0
+
+
+class Handle:
+    """Consumes queues for the handlers registered on the matching ``events``."""
+
+    def __init__(
+        self,
+        events: Events,
+        *,
+        retry_config: RetryConfig,
+        queue_config: QueueConfig,
+        reconnect: ReconnectConfig,
+    ) -> None:
+        self.events = events
+        self.registry = events.registry
+        self.retry_config = retry_config
+        self.queue_config = queue_config
+        self.reconnect = reconnect
+        self._pool = ConnectionPool()
+        self._runs = Runs()
+        self._grace_override: float | None = None
+
+    @property
+    def connection_count(self) -> int:
+        """Open consumer connections: one per distinct URL being consumed."""
+        return self._pool.open_count
+
+    def consume(self, channel: ConsumeChannel) -> Coroutine[Any, Any, None]:
+        """Consume ``channel``'s queue until cancelled; reconnects on any broker fault.
+
+        Await it, or run it as a task. Cancelling it stops gracefully: no new deliveries,
+        in-flight handlers finish (within ``QueueConfig.grace_timeout``) and are acked, the
+        channel closes. :meth:`close` stops it too, even before its task started.
+
+        :raises TopologyError: the queue or exchange cannot be set up as asked.
+        :raises ConfigurationError: a URL no transport can use.
+        """
+        # Registered now, not when the coroutine first runs: see the theory of operation.
+        return self._consume(self._runs.add(channel))
+
+    async def _consume(self, run: Run) -> None:
+        if run.cancelled:  # close() came first: end as if cancelled, like a started run
+            self._runs.forget(run)
+            raise asyncio.CancelledError
+        run.task = task = asyncio.current_task()
+        try:
+            urls = as_urls(run.channel.url)
+        except BaseException as exc:
+            self._end(run, exc)
+            raise
+        self._pool.join(urls)
+        delays = self._delays()
+        try:
+            while True:
+                starts = run.starts
+                try:
+                    await self._consume_once(run, urls)
+                except asyncio.CancelledError as exc:
+                    # aiormq rejects futures with CancelledError when it drops a connection
+                    # (a missed heartbeat): only a cancellation of this task ends consume.
+                    if task is None or task.cancelling():
+                        raise
+                    self._lost(run, f"connection lost ({exc!r})")
+                except _RECOVERABLE as exc:
+                    self._lost(run, str(exc) or type(exc).__name__)
+                if run.starts > starts:
+                    delays = self._delays()  # it consumed: this loss starts the backoff afresh
+                await asyncio.sleep(next(delays))
+        except asyncio.CancelledError:
+            self._runs.forget(run)
+            raise
+        except BaseException as exc:
+            self._end(run, exc)
+            raise
+        finally:
+            await self._pool.leave(urls)
+
+    def _delays(self) -> Iterator[float]:
+        return backoff(self.reconnect.initial_delay, self.reconnect.max_delay)
+
+    async def _consume_once(self, run: Run, urls: tuple[str, ...]) -> None:
+        target = run.channel
+        config = target.queue_config or self.queue_config
+        connection = await self._pool.get(urls)
+        channel = await connection.channel(publisher_confirms=True)
+        consumer = QueueConsumer(
+            channel, target.queue_name, self.registry.handlers, config, self.retry_config
+        )
+        try:
+            await declare(channel, target, config, self.retry_config)
+            await consumer.start()
+            run.started()
+            self._runs.changed()
+            log.info("consuming queue %r", target.queue_name)
+            await consumer.until_broken()
+        finally:
+            # Runs on cancellation too: the graceful stop of this queue.
+            run.consuming = False
+            grace = self._grace_override
+            await consumer.stop(config.grace_timeout if grace is None else grace)
+        log.warning(
+            "replacing the channel of queue %r: %s", target.queue_name, consumer.broken_reason
+        )
+
+    def _lost(self, run: Run, reason: str) -> None:
+        run.lost(reason)
+        self._runs.changed()
+        urls = ", ".join(censor(url) for url in run.channel.urls)
+        queue = run.channel.queue_name
+        log.warning("consumer of queue %r on %s lost: %s; reconnecting", queue, urls, reason)
+
+    def _end(self, run: Run, exc: BaseException) -> None:
+        run.end(exc)
+        self._runs.changed()
+
+    def status(self) -> list[ConsumerStatus]:
+        """Every ``consume`` of this handle: running ones, and those a fault ended.
+
+        For a health check: the service is healthy when every entry is ``consuming``.
+        """
+        return [run.status() for run in self._runs.runs]
+
+    async def ready(
+        self,
+        *channels: ConsumeChannel | str,
+        timeout: float | None = DEFAULT_READY_TIMEOUT,  # noqa: ASYNC109 (a deadline)
+    ) -> None:
+        """Wait until the queues are being consumed: their broker consumers run.
+
+        :param channels: the ``consume`` calls to wait for, by channel or queue name;
+            default: every ``consume`` of this handle that was called before.
+        :param timeout: seconds to wait; ``None`` waits as long as it takes.
+        :raises TimeoutError: not all of them consumed within ``timeout``.
+        :raises EventRabbitError: what ended a ``consume`` waited for (a ``TopologyError``).
+        """
+        wanted = list(channels) or [run.channel for run in self._runs.runs]
+        await self._runs.until_consuming(wanted, timeout)
+
+    async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (a grace time)
+        """Stop every ``consume`` of this handle gracefully, then close all its connections.
+
+        :param timeout: the grace time in-flight handlers get; default: each queue's
+            ``QueueConfig.grace_timeout``.
+        """
+        self._grace_override = timeout
+        try:
+            tasks = []
+            for run in list(self._runs.runs):
+                if run.task is None:
+                    run.cancelled = True  # its coroutine returns as soon as it runs
+                elif not run.task.done():
+                    run.task.cancel()
+                    tasks.append(run.task)
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._grace_override = None
+        # What is left are runs a fault ended; a closed handle starts afresh.
+        self._runs.runs = [r for r in self._runs.runs if r.task is None and not r.cancelled]
+        await self._pool.close()
+        await self.events.close()
