@@ -3,18 +3,26 @@
 Theory of operation
 -------------------
 - **At-least-once.** A delivery is acked only after its handler returned and, for a request
-  with ``reply_to``, after the reply was confirmed. A failure is acked only after its retry
+  with ``reply_to``, after its reply was sent. A failure is acked only after its retry
   copy or dead letter was confirmed (see :mod:`eventrabbit.failures`). Anything that goes
   wrong before the ack leaves the delivery unacked, and the broker redelivers it when the
   channel closes: a message may be handled twice, never lost. Handlers should be idempotent.
   Acks of deliveries that finish close together go out as one ``multiple=True`` ack
   (:mod:`eventrabbit.acks`), never covering a delivery still being handled.
+- **Every delivery ends.** It ends acked after its handler, or acked after its copy was
+  confirmed, or — only when the channel is gone or a copy could not be published — left for
+  redelivery by replacing the channel. Nothing a message carries or a handler raises (any
+  ``BaseException`` but ``KeyboardInterrupt``/``SystemExit`` and eventrabbit's own
+  cancellation) escapes that: data that cannot be bound to the handler's parameters is bad
+  input, a copy that cannot be encoded falls back to one that can
+  (:func:`~eventrabbit.failures.last_resort`), a reply that cannot be delivered is dropped.
 - **Concurrency.** aiormq already runs each delivery's callback in its own task, so the
   callback *is* the unit of work: no further task is spawned. The channel's prefetch count
   bounds how many run at once; their order of completion is not their order of arrival.
 - **Stopping.** :meth:`QueueConsumer.stop` cancels the broker consumer (no new deliveries),
   lets in-flight handlers finish within a grace time and ack, then closes the channel — which
-  cancels whatever still runs, leaving those deliveries unacked for redelivery.
+  cancels whatever still runs, leaving those deliveries unacked for redelivery. A handler that
+  ignores its cancellation is abandoned after :data:`CLOSE_TIMEOUT` more seconds.
 """
 
 from __future__ import annotations
@@ -30,16 +38,21 @@ from aiormq.abc import DeliveredMessage
 from . import envelope
 from .acks import AckBatcher
 from .common import QueueConfig, RetryConfig
-from .confirm import event_properties, publish_confirmed
 from .connection import CHANNEL_GONE
-from .errors import EventRabbitError, InvalidMessage, PublishError
-from .failures import Reply, Retry, plan
+from .dispatch import dispatch
+from .errors import EventRabbitError
+from .failures import Copy, Reply, Retry, describe, last_resort, plan
+from .outbox import Outbox
 from .registry import Handler
-from .topology import DEFAULT_EXCHANGE
 
 log = logging.getLogger(__name__)
 
-_decode = envelope.decode
+#: Seconds a channel close may take once the grace time is over (handlers that ignore their
+#: cancellation would otherwise hold it forever).
+CLOSE_TIMEOUT = 1.0
+
+# What a handler may raise that is not a failure of the message: the process is stopping.
+_STOP_PROCESS = (KeyboardInterrupt, SystemExit)
 
 
 class QueueConsumer:
@@ -60,6 +73,7 @@ class QueueConsumer:
         self._retry = retry
         self._max_body = config.max_body_size
         self._user: str | None = channel.connection.url.user
+        self._outbox = Outbox(channel.connection, queue)
         self._consumer_tag: str | None = None
         self._acks = AckBatcher(channel, config.prefetch_count)
         self._stopping = False
@@ -101,72 +115,45 @@ class QueueConsumer:
                 self._drained.set_result(None)
 
     async def _handle(self, message: DeliveredMessage, tag: int) -> None:
-        body = message.body
         try:
-            if len(body) > self._max_body:
-                raise InvalidMessage(
-                    f"body of {len(body)} bytes exceeds max_body_size ({self._max_body})"
-                )
-            action, data = _decode(body)
-            handler = self._handlers.get(action)
-            if handler is None:
-                raise InvalidMessage(f"no handler for action {action!r}")
-            misfit = handler.misfit(data)
-            if misfit is not None:
-                raise InvalidMessage(misfit)
-            result = await handler.func(**data)
-            reply_to = message.header.properties.reply_to
-            if reply_to:
-                correlation_id = message.header.properties.correlation_id
-                await self._reply(Reply(reply_to, correlation_id, envelope.encode_reply(result)))
-        except Exception as exc:  # noqa: BLE001 — every handler failure is retried or dead-lettered
+            result = await dispatch(self._handlers, message, self._max_body)
+        except _STOP_PROCESS:
+            raise  # left unacked: the process is going down, the broker redelivers
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # eventrabbit is stopping (channel closed, grace time over)
+            exc = asyncio.CancelledError("raised by the handler, not a cancellation")
+            await self._fail(message, tag, exc)  # the handler's own doing: a failure
+            return
+        except BaseException as exc:  # noqa: BLE001 — every failure is retried or dead-lettered
             await self._fail(message, tag, exc)
             return
+        properties = message.header.properties
+        if properties.reply_to:
+            try:
+                body = envelope.encode_reply(result)
+            except TypeError as exc:
+                await self._fail(message, tag, exc)
+                return
+            reply = Reply(properties.reply_to, properties.correlation_id, body)
+            await self._outbox.reply(reply, properties.message_id)
         await self._acks.ack(tag)
 
-    async def _reply(self, reply: Reply) -> None:
-        await publish_confirmed(
-            self.channel,
-            reply.body,
-            exchange=DEFAULT_EXCHANGE,
-            routing_key=reply.routing_key,
-            properties=event_properties(correlation_id=reply.correlation_id),
-        )
-
-    async def _fail(self, message: DeliveredMessage, tag: int, exc: Exception) -> None:
+    async def _fail(self, message: DeliveredMessage, tag: int, exc: BaseException) -> None:
         properties = message.header.properties
-        copy = plan(properties, exc, self._retry, queue=self.queue, user=self._user)
-        decision = copy.decision
-        if isinstance(decision, Retry):
-            log.warning(
-                "retry %d of message %s on queue %r in %s s: %s",
-                decision.attempt,
-                properties.message_id,
-                self.queue,
-                self._retry.retry_delay_seconds,
-                decision.reason,
-            )
-        else:
-            log.error(
-                "dead-lettering message %s on queue %r after %d retries: %s",
-                properties.message_id,
-                self.queue,
-                decision.retries,
-                decision.reason,
-            )
         try:
-            routed = await publish_confirmed(
-                self.channel,
-                message.body,
-                exchange=DEFAULT_EXCHANGE,
-                routing_key=copy.queue,
-                properties=copy.properties,
-                mandatory=True,  # a deleted delay or dead-letter queue must not swallow it
-            )
-            if not routed:
-                raise PublishError(f"queue {copy.queue!r} does not exist", routing_key=copy.queue)
-            if copy.reply is not None:
-                await self._reply(copy.reply)
+            copy = plan(properties, exc, self._retry, queue=self.queue, user=self._user)
+        except Exception as error:  # noqa: BLE001 — a copy must be made whatever the headers
+            copy = last_resort(properties, f"{describe(exc)} ({error!r})", 0, queue=self.queue)
+        unfit = self._outbox.unfit(copy, len(message.body))
+        if unfit is not None:
+            why = f"{copy.decision.reason}; the original properties were dropped: {unfit}"
+            retries = getattr(copy.decision, "retries", getattr(copy.decision, "attempt", 1) - 1)
+            copy = last_resort(properties, why, retries, queue=self.queue)
+        self._log(copy, properties.message_id)
+        try:
+            await self._outbox.copy(copy, message.body)
         except (EventRabbitError, *CHANNEL_GONE) as publish_exc:
             # Left open and unacked; replacing the channel redeclares the topology (a deleted
             # delay or dead-letter queue comes back) and the broker redelivers the message.
@@ -178,7 +165,29 @@ class QueueConsumer:
             )
             self._break(f"a retry or dead-letter publish failed: {publish_exc}")
             return
+        if copy.reply is not None:
+            await self._outbox.reply(copy.reply, properties.message_id)
         await self._acks.ack(tag)
+
+    def _log(self, copy: Copy, message_id: str | None) -> None:
+        decision = copy.decision
+        if isinstance(decision, Retry):
+            log.warning(
+                "retry %d of message %s on queue %r in %s s: %s",
+                decision.attempt,
+                message_id,
+                self.queue,
+                self._retry.retry_delay_seconds,
+                decision.reason,
+            )
+        else:
+            log.error(
+                "dead-lettering message %s on queue %r after %d retries: %s",
+                message_id,
+                self.queue,
+                decision.retries,
+                decision.reason,
+            )
 
     async def until_broken(self) -> None:
         """Return when this channel must be replaced (:attr:`broken`); raise when it closes."""
@@ -221,4 +230,19 @@ class QueueConsumer:
             )
         if not self.channel.is_closed:
             await self._acks.flush()  # what finished is acked, even past the grace time
-            await self.channel.close()
+            await self._close()
+        await self._outbox.close()
+
+    async def _close(self) -> None:
+        # aiormq sends channel.close first and then waits for the delivery tasks it cancelled:
+        # a handler that swallows its cancellation would hold that wait forever.
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.channel.close()
+        except TimeoutError:
+            log.error(
+                "%d handler(s) on queue %r ignored their cancellation; abandoned (they may "
+                "still run); their messages were not acked and go back to the queue",
+                self._in_flight,
+                self.queue,
+            )

@@ -5,11 +5,20 @@
   ``x-eventrabbit-error`` says;
 - replies to ``reply_to`` requests: ``{"data": result}``, or ``{"error": {"type": str,
   "message": str}}`` when the request failed for good.
+
+A body may arrive compressed (``content_encoding`` ``gzip``, ``deflate``, ``bzip2`` or ``xz``,
+which the standard library decodes); any other encoding is bad input. What eventrabbit writes
+is strict JSON: orjson would write ``NaN`` and infinities as ``null`` without a word, so a
+value holding them is refused like any other value JSON cannot carry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bz2
+import lzma
+import math
+import zlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -69,22 +78,86 @@ def _json_type(value: object) -> str:
 def encode(action: str, data: Any) -> bytes:
     """Serialise an event. ``data`` may be any JSON value.
 
-    :raises TypeError: ``data`` is not JSON-serialisable.
+    :raises TypeError: ``data`` is not JSON-serialisable, or holds NaN or an infinity.
     """
     try:
-        return _dumps({"action": action, "data": data})
+        return _strict_dumps({"action": action, "data": data}, data, "data")
     except TypeError as exc:
         raise TypeError(
             f"the result for action {action!r} is not JSON-serialisable: {exc}"
         ) from None
 
 
+def _strict_dumps(body: Any, checked: Any, name: str) -> bytes:
+    data = _dumps(body)
+    # orjson writes NaN and infinities as null: look for them only when a null was written.
+    if b"null" in data and (where := _non_finite(checked, name)) is not None:
+        raise TypeError(f"{where} is NaN or an infinity, which JSON cannot carry")
+    return data
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path of the first NaN or infinity in ``value``, or ``None``."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
+#: Content encodings a body may arrive in, and how each is undone.
+_DECOMPRESSORS: dict[str, Callable[[], Any]] = {
+    "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "deflate": lambda: zlib.decompressobj(),
+    "bzip2": lambda: bz2.BZ2Decompressor(),
+    "xz": lambda: lzma.LZMADecompressor(),
+}
+#: Encodings that mean "not compressed" (some clients put the charset there).
+_IDENTITY = frozenset({"", "identity", "utf-8", "utf8"})
+
+
+def decode_content(body: bytes, content_encoding: str, limit: int) -> bytes:
+    """Undo a body's ``content_encoding``.
+
+    :param limit: the most bytes the decoded body may have (a small body can inflate a lot).
+    :raises InvalidMessage: an encoding the standard library cannot decode, a body that is not
+        in it, or one that decodes to more than ``limit`` bytes.
+    """
+    encoding = content_encoding.strip().lower()
+    if encoding in _IDENTITY:
+        return body
+    make = _DECOMPRESSORS.get(encoding)
+    if make is None:
+        raise InvalidMessage(f"content_encoding {content_encoding!r} is not supported")
+    decompressor = make()
+    try:
+        # zlib takes a cap on the output; bz2 and lzma a max_length: never inflate past limit.
+        if isinstance(decompressor, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+            data = decompressor.decompress(body, max_length=limit + 1)
+        else:
+            data = decompressor.decompress(body, limit + 1)
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        raise InvalidMessage(f"body is not valid {encoding}: {exc}") from None
+    if len(data) > limit:
+        raise InvalidMessage(f"{encoding} body decodes to more than max_body_size ({limit})")
+    return data
+
+
 def encode_reply(result: Any) -> bytes:
     """The reply body of a handled request: ``{"data": result}``.
 
-    :raises TypeError: ``result`` is not JSON-serialisable.
+    :raises TypeError: ``result`` is not JSON-serialisable, or holds NaN or an infinity.
     """
-    return _dumps({"data": result})
+    return _strict_dumps({"data": result}, result, "the result")
 
 
 def encode_error_reply(error: Mapping[str, str]) -> bytes:

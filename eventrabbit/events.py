@@ -116,22 +116,23 @@ class Events:
         def decorate(func: AsyncFunction[P, R]) -> AsyncFunction[P, R]:
             if not inspect.iscoroutinefunction(func):
                 raise ConfigurationError(f"{func!r} must be an async function (async def)")
-            wrapped = func if destination is None else self._publishing(func, destination)
+            if destination is None:
+                if action is not None:
+                    self.registry.add(Handler.of(action, func))
+                return func
+            publish = self._publisher_of(destination)
             if action is not None:
-                # inspect.signature follows functools.wraps, so a wrapper keeps func's fit.
-                self.registry.add(Handler.of(action, wrapped))
-            return wrapped
+                # The consumer calls func itself (so that data that cannot be bound to its
+                # parameters is told apart from a failure inside it), then publishes.
+                self.registry.add(Handler.of(action, func, after=publish))
+            return _publishing(func, publish)
 
         return decorate
 
-    def _publishing(
-        self, func: AsyncFunction[P, R], destination: Destination
-    ) -> Callable[P, Coroutine[Any, Any, R]]:
+    def _publisher_of(self, destination: Destination) -> Callable[[Any], Awaitable[None]]:
         publish_event = self.publisher.publish_event
 
-        @functools.wraps(func)
-        async def publish_result(*args: P.args, **kwargs: P.kwargs) -> R:
-            result = await func(*args, **kwargs)
+        async def publish(result: Any) -> None:
             await publish_event(
                 destination.exchange_name,
                 destination.action,
@@ -139,6 +140,19 @@ class Events:
                 routing_key=destination.key,
                 mandatory=destination.mandatory,
             )
-            return result
 
-        return publish_result
+        return publish
+
+
+def _publishing(
+    func: AsyncFunction[P, R], publish: Callable[[Any], Awaitable[None]]
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """``func`` that publishes its result before returning it."""
+
+    @functools.wraps(func)
+    async def publish_result(*args: P.args, **kwargs: P.kwargs) -> R:
+        result = await func(*args, **kwargs)
+        await publish(result)
+        return result
+
+    return publish_result

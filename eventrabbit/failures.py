@@ -23,6 +23,10 @@ re-published to its exchange (other bound queues would see it twice). Instead:
 
 Bad input (:class:`~eventrabbit.errors.InvalidMessage`) is dead-lettered at once: retrying
 cannot fix a body.
+
+Everything written into a copy is bounded, so that no message can make its own copy too large
+for a frame: a reason is cut to :data:`MAX_REASON_BYTES`, and a retry count at
+:data:`MAX_RETRY_COUNT` (only a forged header gets there) is dead-lettered instead of retried.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ ERROR_HEADER = "x-eventrabbit-error"
 QUEUE_HEADER = "x-eventrabbit-queue"
 #: The original ``user_id`` of a copy that could not keep it (another user published it).
 ORIGINAL_USER_HEADER = "x-eventrabbit-user-id"
+#: The longest reason (UTF-8 bytes) written into ``x-eventrabbit-error`` or an error reply.
+MAX_REASON_BYTES = 2048
+#: The highest ``x-retry-count`` a copy carries; a message that claims more is dead-lettered
+#: (``-1`` retries forever, but 2**31 - 1 retries are 340 years at one a second).
+MAX_RETRY_COUNT = 2**31 - 1
 #: Headers the broker owns; copies must not carry them (they describe the old copy).
 BROKER_HEADERS = frozenset(
     {
@@ -101,18 +110,38 @@ class Copy:
 
 
 def retry_count(headers: dict[str, Any] | None) -> int:
-    """The retries already done, from ``x-retry-count`` (a missing or odd value counts 0)."""
+    """The retries already done, from ``x-retry-count``: a missing or odd value counts 0, a
+    huge one counts :data:`MAX_RETRY_COUNT`."""
     if not headers:
         return 0
     value = headers.get(RETRY_COUNT_HEADER)
-    return value if type(value) is int and value > 0 else 0
+    return min(value, MAX_RETRY_COUNT) if type(value) is int and value > 0 else 0
+
+
+def bounded(text: str, limit: int = MAX_REASON_BYTES) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, saying how much was cut."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    note = f"... ({len(data) - limit} more bytes cut)"
+    keep = data[: max(0, limit - len(note))].decode("utf-8", "ignore")
+    return keep + note
+
+
+def message_of(exc: BaseException) -> str:
+    """``str(exc)``, bounded, and something readable even when ``__str__`` itself raises."""
+    try:
+        text = str(exc)
+    except Exception as error:  # noqa: BLE001 — a broken __str__ must not lose the message
+        text = f"<str() of the exception failed: {type(error).__name__}>"
+    return bounded(text)
 
 
 def describe(exc: BaseException) -> str:
-    """``"<exception class name>: <message>"``, the text of ``x-eventrabbit-error``."""
+    """``"<exception class name>: <message>"`` (bounded), the text of ``x-eventrabbit-error``."""
     if isinstance(exc, InvalidMessage):
-        return exc.reason
-    return f"{type(exc).__name__}: {exc}"
+        return bounded(exc.reason)
+    return bounded(f"{type(exc).__name__}: {message_of(exc)}")
 
 
 def decide(
@@ -123,6 +152,8 @@ def decide(
     reason = describe(exc)
     if isinstance(exc, InvalidMessage):
         return DeadLetter(reason, done)
+    if done >= MAX_RETRY_COUNT:
+        return DeadLetter(f"x-retry-count is at its limit ({MAX_RETRY_COUNT}): {reason}", done)
     if config.max_retries == -1 or done < config.max_retries:
         return Retry(done + 1, reason)
     return DeadLetter(reason, done)
@@ -151,7 +182,7 @@ def plan(
         extra = {ERROR_HEADER: decision.reason, RETRY_COUNT_HEADER: decision.retries}
         extra[QUEUE_HEADER] = queue
         if properties.reply_to:
-            error = QueueResponse.failure(type(exc).__name__, str(exc))
+            error = QueueResponse.failure(type(exc).__name__, message_of(exc))
             reply = Reply(properties.reply_to, properties.correlation_id, error.to_bytes())
     copied = copy.copy(properties)
     copied.headers = copy_headers(properties.headers, extra)
@@ -166,3 +197,22 @@ def copy_headers(headers: dict[str, Any] | None, extra: dict[str, Any]) -> dict[
     kept = {k: v for k, v in headers.items() if k not in BROKER_HEADERS} if headers else {}
     kept.update(extra)
     return kept
+
+
+def last_resort(
+    properties: spec.Basic.Properties, reason: str, retries: int, *, queue: str
+) -> Copy:
+    """A dead letter that can always be published: the original's headers and properties
+    could not be copied (``reason`` says why), so it carries only eventrabbit's headers and the
+    original's ``message_id`` and ``correlation_id`` where they are plain strings."""
+    headers: dict[str, Any] = {
+        ERROR_HEADER: bounded(reason),
+        RETRY_COUNT_HEADER: min(max(retries, 0), MAX_RETRY_COUNT),
+        QUEUE_HEADER: queue,
+    }
+    copied = spec.Basic.Properties(headers=headers, delivery_mode=properties.delivery_mode)
+    for name in ("message_id", "correlation_id", "content_type"):
+        value = getattr(properties, name, None)
+        if isinstance(value, str) and value.isprintable() and len(value.encode()) < 256:
+            setattr(copied, name, value)
+    return Copy(DeadLetter(headers[ERROR_HEADER], retries), dead_letter_queue_name(queue), copied)

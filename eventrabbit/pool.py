@@ -9,11 +9,18 @@ last user leaves — so a service that only cancels its ``consume`` tasks leaves
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 import aiormq.abc
 
 from .connection import Endpoints, close_connection
+
+log = logging.getLogger(__name__)
+
+#: Seconds closing a connection may take: aiormq waits for the delivery tasks it cancels, and
+#: a handler that swallows its cancellation would hold the close forever.
+CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True, eq=False)
@@ -48,7 +55,7 @@ class ConnectionPool:
         if shared.users <= 0:
             # Forgotten first: a consumer that joins meanwhile opens a connection of its own.
             del self._shared[urls]
-            await close_connection(shared.connection)
+            await _close(shared)
 
     async def get(self, urls: tuple[str, ...]) -> aiormq.abc.AbstractConnection:
         """The open connection to ``urls``, opening one if there is none.
@@ -78,5 +85,17 @@ class ConnectionPool:
     async def close(self) -> None:
         """Close every connection (their users reconnect if they still run)."""
         for shared in list(self._shared.values()):
-            connection, shared.connection = shared.connection, None
+            await _close(shared)
+
+
+async def _close(shared: _Shared) -> None:
+    connection, shared.connection = shared.connection, None
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
             await close_connection(connection)
+    except TimeoutError:
+        log.error(
+            "closing the connection to %s took over %s s; abandoned",
+            shared.endpoints,
+            CLOSE_TIMEOUT,
+        )

@@ -16,6 +16,8 @@ from .errors import ConfigurationError, DuplicateHandlerError
 
 #: What a handler is: an async function called with ``data``'s keys as keyword arguments.
 HandlerFunction = Callable[..., Awaitable[Any]]
+#: What runs after a handler returned, with its result (``@events.function`` publishes it).
+AfterHandler = Callable[[Any], Awaitable[None]]
 
 
 @dataclass(slots=True, frozen=True)
@@ -24,15 +26,17 @@ class Handler:
 
     :param accepted: keyword names it accepts; ``None`` when it takes ``**kwargs``.
     :param required: keyword names without a default.
+    :param after: awaited with the result once ``func`` returned (publishing it).
     """
 
     action: str
     func: HandlerFunction
     accepted: frozenset[str] | None
     required: frozenset[str]
+    after: AfterHandler | None = None
 
     @classmethod
-    def of(cls, action: str, func: HandlerFunction) -> Handler:
+    def of(cls, action: str, func: HandlerFunction, after: AfterHandler | None = None) -> Handler:
         """Inspect ``func`` once and record what it accepts."""
         accepted: set[str] = set()
         required: set[str] = set()
@@ -49,7 +53,8 @@ class Handler:
                     f"handler for {action!r} has positional-only parameter {param.name!r}; "
                     "event data is passed by keyword"
                 )
-        return cls(action, func, None if takes_any else frozenset(accepted), frozenset(required))
+        fits = None if takes_any else frozenset(accepted)
+        return cls(action, func, fits, frozenset(required), after)
 
     def misfit(self, data: dict[str, Any]) -> str | None:
         """Why ``data`` cannot be passed as keyword arguments, or ``None`` if it can."""

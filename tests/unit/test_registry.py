@@ -523,17 +523,20 @@ async def test_function_handles_action_and_publishes_reply(
     wrapped = events.function("price.quote", "prices", action_reply, key)(quote)
 
     handler = events.registry.handlers["price.quote"]
-    assert handler.func is wrapped
-    # the wrapper fits data like the original does
+    # the consumer calls the function itself, then publishes its result with ``after``
+    assert handler.func is quote
+    assert handler.after is not None
     assert handler.accepted == frozenset({"sku", "qty"})
     assert handler.required == frozenset({"sku"})
     assert publisher.calls == []  # decorating publishes nothing
 
-    result = await handler.func(sku="a", qty=3)
+    await handler.after(await handler.func(sku="a", qty=3))
+    # called directly, the decorated function publishes its result too
+    assert await wrapped(sku="b") == {"sku": "b", "total": 2}
 
-    assert result == {"sku": "a", "total": 6}
     assert publisher.calls == [
-        Published("prices", published_action, {"sku": "a", "total": 6}, routing_key, False, None)
+        Published("prices", published_action, {"sku": "a", "total": 6}, routing_key, False, None),
+        Published("prices", published_action, {"sku": "b", "total": 2}, routing_key, False, None),
     ]
 
 
@@ -545,7 +548,7 @@ async def test_function_business_exception_publishes_nothing(
         raise BusinessError("nope")
 
     with pytest.raises(BusinessError):
-        await events.registry.handlers["a"].func()
+        await fails()
     assert publisher.calls == []
 
 

@@ -1,0 +1,50 @@
+"""Dispatch: from a delivered message to its handler's result.
+
+Every way a message can fail to reach its handler — too large, an encoding that cannot be
+undone, a body that is not an event, an action without a handler, data that does not fit
+the handler's parameters — raises :class:`~eventrabbit.errors.InvalidMessage` (bad input,
+never retried). What the handler itself raises propagates as it is (a failure, retried).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiormq.abc import DeliveredMessage
+
+from . import envelope
+from .errors import InvalidMessage
+from .registry import Handler
+
+_decode = envelope.decode
+_decode_content = envelope.decode_content
+
+
+async def dispatch(handlers: dict[str, Handler], message: DeliveredMessage, max_body: int) -> Any:
+    """Decode ``message``, run the handler of its action and return the result.
+
+    :raises InvalidMessage: the message cannot be handled as it is.
+    """
+    body = message.body
+    if len(body) > max_body:
+        raise InvalidMessage(f"body of {len(body)} bytes exceeds max_body_size ({max_body})")
+    encoding = message.header.properties.content_encoding
+    if encoding:
+        body = _decode_content(body, encoding, max_body)
+    action, data = _decode(body)
+    handler = handlers.get(action)
+    if handler is None:
+        raise InvalidMessage(f"no handler for action {action!r}")
+    misfit = handler.misfit(data)
+    if misfit is not None:
+        raise InvalidMessage(misfit)
+    try:
+        # Calling an async function binds the arguments before its body runs: a TypeError here
+        # is data the handler cannot be called with, not a failure inside it.
+        running = handler.func(**data)
+    except TypeError as exc:
+        raise InvalidMessage(f"data does not fit handler {action!r}: {exc}") from None
+    result = await running
+    if handler.after is not None:
+        await handler.after(result)
+    return result

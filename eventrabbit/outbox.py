@@ -1,0 +1,135 @@
+"""What a consumer publishes: replies to requests, and the retry and dead-letter copies of
+failed messages — on a confirm channel of its own, next to the channel it consumes on.
+
+Theory of operation
+-------------------
+- **Its own channel.** A publish the broker refuses closes the channel it was made on. Were
+  replies and copies published on the consuming channel, one bad address or one refused copy
+  would close it and send every delivery in flight back to the queue, to be handled again.
+  On a channel of their own they close only that channel, which is reopened on next use.
+- **Replies are best effort.** A reply that cannot be delivered — its address is gone or was
+  never valid — is logged and dropped; the request counts as handled (it was). Before 4.2,
+  RabbitMQ closes the whole *connection* (541 INTERNAL_ERROR) on a direct reply-to address
+  whose pid part does not decode, so such an address is dropped without being published (see
+  :mod:`eventrabbit.replyto`).
+- **Copies are confirmed or raise.** The consumer acks the original only after the broker
+  confirmed its copy; a copy that cannot even be encoded (a header pamqp refuses, a header
+  frame over ``frame_max``) is reported, not raised, so the consumer can fall back to a
+  copy that can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiormq.abc
+from pamqp.header import ContentHeader
+
+from .confirm import event_properties, publish_confirmed
+from .connection import CHANNEL_GONE
+from .errors import EventRabbitError, PublishError
+from .failures import Copy, Reply
+from .replyto import deliverable
+from .topology import DEFAULT_EXCHANGE
+
+log = logging.getLogger(__name__)
+
+#: AMQP's smallest frame_max, used when a connection does not say (the in-memory broker).
+DEFAULT_FRAME_MAX = 131072
+#: Bytes of a frame that are not payload: type, channel, size, frame end.
+FRAME_OVERHEAD = 8
+
+
+class Outbox:
+    """Publishes a consumer's replies and copies on a confirm channel of its own."""
+
+    def __init__(self, connection: aiormq.abc.AbstractConnection, queue: str) -> None:
+        self.connection = connection
+        self.queue = queue
+        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+        properties = getattr(connection, "server_properties", None) or {}
+        self._broker_version = str(properties.get("version", ""))
+        tune = getattr(connection, "connection_tune", None)
+        self._frame_max = int(getattr(tune, "frame_max", 0) or DEFAULT_FRAME_MAX)
+
+    async def _open(self) -> aiormq.abc.AbstractChannel:
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self._lock:
+            channel = self._channel
+            if channel is None or channel.is_closed:
+                channel = self._channel = await self.connection.channel(publisher_confirms=True)
+            return channel
+
+    async def reply(self, reply: Reply, message_id: str | None) -> None:
+        """Send a reply; one that cannot be delivered is logged and dropped, never raised."""
+        if not deliverable(reply.routing_key, self._broker_version):
+            log.warning(
+                "reply to message %s on queue %r dropped: %r is not a direct reply-to address "
+                "this broker handed out",
+                message_id,
+                self.queue,
+                reply.routing_key[:300],
+            )
+            return
+        try:
+            routed = await publish_confirmed(
+                await self._open(),
+                reply.body,
+                exchange=DEFAULT_EXCHANGE,
+                routing_key=reply.routing_key,
+                properties=event_properties(correlation_id=reply.correlation_id),
+                mandatory=True,  # so that a reply nobody can receive is noticed and logged
+            )
+        except (EventRabbitError, *CHANNEL_GONE) as exc:
+            log.warning("reply to message %s on queue %r not sent: %s", message_id, self.queue, exc)
+            return
+        if not routed:
+            log.warning(
+                "reply to message %s on queue %r dropped: nobody consumes %r (the caller is gone)",
+                message_id,
+                self.queue,
+                reply.routing_key[:300],
+            )
+
+    def unfit(self, copy: Copy, body_size: int) -> str | None:
+        """Why ``copy`` cannot be published as it is (``None`` if it can).
+
+        :returns: a header pamqp cannot encode, or a header frame larger than ``frame_max``.
+        """
+        try:
+            header = ContentHeader(0, body_size, copy.properties).marshal()
+        except (TypeError, ValueError, OverflowError, UnicodeError) as exc:
+            return f"its properties cannot be encoded ({type(exc).__name__}: {exc})"
+        if len(header) + FRAME_OVERHEAD > self._frame_max:
+            return f"its header frame of {len(header)} bytes exceeds frame_max {self._frame_max}"
+        return None
+
+    async def copy(self, copy: Copy, body: bytes) -> None:
+        """Publish a retry or dead-letter copy and wait for the broker's confirm.
+
+        :raises PublishError: not confirmed, or its queue does not exist.
+        :raises aiormq.exceptions.AMQPError: the channel or connection is gone.
+        """
+        routed = await publish_confirmed(
+            await self._open(),
+            body,
+            exchange=DEFAULT_EXCHANGE,
+            routing_key=copy.queue,
+            properties=copy.properties,
+            mandatory=True,  # a deleted delay or dead-letter queue must not swallow it
+        )
+        if not routed:
+            raise PublishError(f"queue {copy.queue!r} does not exist", routing_key=copy.queue)
+
+    async def close(self) -> None:
+        """Close the channel, if it is open."""
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            try:
+                await channel.close()
+            except CHANNEL_GONE as exc:
+                log.debug("closing the publish channel of queue %r: %s", self.queue, exc)
