@@ -123,9 +123,9 @@ def bounded(text: str, limit: int = MAX_REASON_BYTES) -> str:
     data = text.encode("utf-8", "replace")
     if len(data) <= limit:
         return text
-    note = f"... ({len(data) - limit} more bytes cut)"
-    keep = data[: max(0, limit - len(note))].decode("utf-8", "ignore")
-    return keep + note
+    room = max(0, limit - len(f"... ({len(data)} more bytes cut)"))  # the longest note
+    keep = data[:room].decode("utf-8", "ignore")
+    return f"{keep}... ({len(data) - len(keep.encode())} more bytes cut)"
 
 
 def message_of(exc: BaseException) -> str:

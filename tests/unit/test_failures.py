@@ -1,23 +1,30 @@
-"""The pure failure decision: retry or dead-letter, and the headers a copy carries."""
+"""The pure failure decision: retry or dead-letter, and the copy a failure publishes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from pamqp import commands as spec
 
 from eventrabbit.common import RetryConfig
 from eventrabbit.errors import InvalidMessage
 from eventrabbit.failures import (
     BROKER_HEADERS,
     ERROR_HEADER,
+    MAX_REASON_BYTES,
+    MAX_RETRY_COUNT,
+    ORIGINAL_USER_HEADER,
     QUEUE_HEADER,
     RETRY_COUNT_HEADER,
     DeadLetter,
     Retry,
+    bounded,
     copy_headers,
     decide,
     describe,
+    last_resort,
+    plan,
     retry_count,
 )
 
@@ -231,3 +238,182 @@ def test_decisions_are_frozen_values() -> None:
     assert DeadLetter("r", 1) != DeadLetter("r", 2)
     with pytest.raises(AttributeError):
         Retry(1, "x").attempt = 2  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------------------
+# plan: everything a copy needs, as a table (no broker)
+
+Q = "orders"
+ME = "svc"
+
+
+def _props(**kwargs: Any) -> spec.Basic.Properties:
+    return spec.Basic.Properties(message_id="m1", content_type="application/json", **kwargs)
+
+
+# (id, properties, exception, max_retries, queue, headers, user_id, reply body or None)
+_PLAN = [
+    pytest.param(
+        _props(),
+        ValueError("boom"),
+        3,
+        "orders.delay",
+        {RETRY_COUNT_HEADER: 1},
+        None,
+        None,
+        id="first-failure-retried",
+    ),
+    pytest.param(
+        _props(headers={RETRY_COUNT_HEADER: 2, "x-tenant": "acme", "x-death": [{"count": 1}]}),
+        ValueError("boom"),
+        3,
+        "orders.delay",
+        {RETRY_COUNT_HEADER: 3, "x-tenant": "acme"},
+        None,
+        None,
+        id="retry-counts-up-strips-broker-headers",
+    ),
+    pytest.param(
+        _props(headers={RETRY_COUNT_HEADER: 3, "x-tenant": "acme"}),
+        ValueError("boom"),
+        3,
+        "orders.dlq",
+        {
+            RETRY_COUNT_HEADER: 3,
+            "x-tenant": "acme",
+            ERROR_HEADER: "ValueError: boom",
+            QUEUE_HEADER: Q,
+        },
+        None,
+        None,
+        id="exhausted-dead-lettered",
+    ),
+    pytest.param(
+        _props(reply_to="amq.rabbitmq.reply-to.abc", correlation_id="c1"),
+        InvalidMessage('body has no "action"'),
+        -1,
+        "orders.dlq",
+        {RETRY_COUNT_HEADER: 0, ERROR_HEADER: 'body has no "action"', QUEUE_HEADER: Q},
+        None,
+        b'{"error":{"type":"InvalidMessage","message":"body has no \\"action\\""}}',
+        id="bad-request-dead-lettered-with-error-reply",
+    ),
+    pytest.param(
+        _props(reply_to="caller", correlation_id="c1"),
+        KeyError("sku"),
+        1,
+        "orders.delay",
+        {RETRY_COUNT_HEADER: 1},
+        None,
+        None,
+        id="request-retried-without-reply",
+    ),
+    pytest.param(
+        _props(user_id="alice"),
+        ValueError("boom"),
+        1,
+        "orders.delay",
+        {RETRY_COUNT_HEADER: 1, ORIGINAL_USER_HEADER: "alice"},
+        None,
+        None,
+        id="foreign-user-id-moved-to-a-header",
+    ),
+    pytest.param(
+        _props(user_id=ME),
+        ValueError("boom"),
+        1,
+        "orders.delay",
+        {RETRY_COUNT_HEADER: 1},
+        ME,
+        None,
+        id="own-user-id-kept",
+    ),
+    pytest.param(
+        _props(headers={RETRY_COUNT_HEADER: 2**63 - 1}),
+        ValueError("boom"),
+        -1,
+        "orders.dlq",
+        {
+            RETRY_COUNT_HEADER: MAX_RETRY_COUNT,
+            ERROR_HEADER: f"x-retry-count is at its limit ({MAX_RETRY_COUNT}): ValueError: boom",
+            QUEUE_HEADER: Q,
+        },
+        None,
+        None,
+        id="forged-retry-count-dead-lettered-at-the-cap",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("properties", "exc", "max_retries", "queue", "headers", "user_id", "reply"), _PLAN
+)
+def test_plan_table(
+    properties: spec.Basic.Properties,
+    exc: BaseException,
+    max_retries: int,
+    queue: str,
+    headers: dict[str, Any],
+    user_id: str | None,
+    reply: bytes | None,
+) -> None:
+    before = (dict(properties.headers or {}), properties.user_id)
+    config = RetryConfig(max_retries=max_retries, retry_delay_seconds=1)
+
+    copy = plan(properties, exc, config, queue=Q, user=ME)
+
+    assert copy.queue == queue
+    assert copy.properties.headers == headers
+    assert copy.properties.user_id == user_id
+    assert copy.properties.message_id == properties.message_id  # everything else is kept
+    assert copy.properties.reply_to == properties.reply_to
+    assert (copy.reply.body if copy.reply else None) == reply
+    if copy.reply is not None:
+        assert (copy.reply.routing_key, copy.reply.correlation_id) == (
+            "amq.rabbitmq.reply-to.abc",
+            "c1",
+        )
+    assert (dict(properties.headers or {}), properties.user_id) == before  # original untouched
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        pytest.param("short", 10, "short", id="fits"),
+        pytest.param("x" * 10, 10, "x" * 10, id="exactly"),
+        pytest.param("x" * 100, 40, "x" * 16 + "... (84 more bytes cut)", id="cut"),
+        pytest.param("é" * 30, 40, "é" * 8 + "... (44 more bytes cut)", id="never-half-a-char"),
+    ],
+)
+def test_bounded(text: str, limit: int, expected: str) -> None:
+    assert bounded(text, limit) == expected
+    assert len(bounded(text, limit).encode()) <= limit
+
+
+def test_describe_bounds_the_reason_and_survives_a_broken_str() -> None:
+    class Broken(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    assert describe(Broken()) == "Broken: <str() of the exception failed: RuntimeError>"
+    assert len(describe(ValueError("x" * 100_000)).encode()) >= MAX_REASON_BYTES - 2
+    assert len(describe(ValueError("x" * 100_000)).encode()) <= MAX_REASON_BYTES
+    assert len(describe(InvalidMessage("y" * 100_000)).encode()) <= MAX_REASON_BYTES
+
+
+def test_last_resort_keeps_only_what_can_always_be_sent() -> None:
+    properties = _props(
+        headers={"odd": b"\xff"}, correlation_id="c\x00", user_id="alice", reply_to="r"
+    )
+    copy = last_resort(properties, "ValueError: boom; dropped", 4, queue=Q)
+    assert copy.queue == "orders.dlq"
+    assert copy.decision == DeadLetter("ValueError: boom; dropped", 4)
+    assert copy.properties.headers == {
+        ERROR_HEADER: "ValueError: boom; dropped",
+        RETRY_COUNT_HEADER: 4,
+        QUEUE_HEADER: Q,
+    }
+    assert copy.properties.message_id == "m1"
+    assert copy.properties.correlation_id is None  # not printable: dropped
+    assert copy.properties.user_id is None
+    assert copy.properties.reply_to is None
