@@ -16,8 +16,8 @@ from typing import Any, cast
 import pytest
 
 from eventrabbit.errors import ConfigurationError, DuplicateHandlerError, PublishError
-from eventrabbit.publisher import Publisher
 from eventrabbit.events import Events
+from eventrabbit.publisher import Publisher
 from eventrabbit.registry import Handler, Registry
 from eventrabbit.rpc import RPCClient
 
