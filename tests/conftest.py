@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,14 @@ from eventrabbit.common import ConsumeChannel
 from eventrabbit.connection import open_connection
 from eventrabbit.events import Events
 from eventrabbit.handle import Handle
-from eventrabbit.testing import memory_broker
-from tests.helpers import BROKER_URL, censor_url, unique, until_consumed
+from eventrabbit.testing import get_broker, memory_broker
+from tests.helpers import BROKER_URL, censor_url, close_named_connections, unique
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 BROKER_CHECK_TIMEOUT = 5.0
 CLEANUP_TIMEOUT = 30.0
+#: Seconds a consumer may take to start (``handle.ready``): a deadline, not a speed goal.
+READY_TIMEOUT = 10.0
 
 #: The brokers a test runs on, by test id.
 RABBITMQ, MEMORY = "rabbitmq", "memory"
@@ -203,11 +205,14 @@ async def names(broker_url: str) -> AsyncIterator[Names]:
 class Services:
     """Builds ``events, handle`` pairs on the broker under test and runs their consumers.
 
-    Teardown releases the gates, closes every handle and ends every consume task.
+    A consumer is waited for with eventrabbit's own readiness API (``handle.ready``), never by
+    polling the broker. Teardown releases the gates, closes every handle and ends every
+    consume task.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, names: Names) -> None:
         self.url = url
+        self.names = names
         self.handles: list[Handle] = []
         self.tasks: list[asyncio.Future[Any]] = []
         self.gates: list[asyncio.Event] = []
@@ -217,6 +222,15 @@ class Services:
         events, handle = build_event_dependencies(url or self.url, **kwargs)
         self.handles.append(handle)
         return events, handle
+
+    def target(
+        self, prefix: str = "q", *, url: str | None = None, **options: Any
+    ) -> ConsumeChannel:
+        """A ``ConsumeChannel`` of a fresh queue (deleted at teardown) on the broker under test.
+
+        :param options: the other ``ConsumeChannel`` arguments (exchange, config, keys).
+        """
+        return ConsumeChannel(url or self.url, self.names.queue(prefix), **options)
 
     def gate(self) -> asyncio.Event:
         """An event that teardown sets, so no handler blocks the close."""
@@ -229,16 +243,24 @@ class Services:
         self.tasks.append(task)
         return task
 
-    def start(self, handle: Handle, target: ConsumeChannel) -> asyncio.Future[Any]:
-        """Start ``handle.consume(target)`` and return its task at once."""
-        return self.track(asyncio.ensure_future(handle.consume(target)))
+    def start(self, handle: Handle, target: ConsumeChannel) -> asyncio.Task[None]:
+        """Start ``handle.consume(target)`` and return its task at once (not waiting)."""
+        task = asyncio.create_task(handle.consume(target))
+        self.track(task)
+        return task
 
     async def consume(
-        self, handle: Handle, target: ConsumeChannel, probe: aiormq.abc.AbstractChannel
-    ) -> asyncio.Future[Any]:
-        """Start ``handle.consume(target)`` and return once the queue has a consumer."""
+        self,
+        handle: Handle,
+        target: ConsumeChannel,
+        timeout: float = READY_TIMEOUT,  # noqa: ASYNC109 - a deadline
+    ) -> asyncio.Task[None]:
+        """Start ``handle.consume(target)``; return its task once the queue is consumed.
+
+        :raises TopologyError: (or whatever ended consume) at once, via ``handle.ready``.
+        """
         task = self.start(handle, target)
-        await until_consumed(task, probe, target.queue_name)
+        await handle.ready(target, timeout=timeout)
         return task
 
     async def aclose(self) -> None:
@@ -258,8 +280,26 @@ async def services(broker_url: str, names: Names) -> AsyncIterator[Services]:
 
     Depends on ``names`` so that the consumers stop before their queues are deleted.
     """
-    made = Services(broker_url)
+    made = Services(broker_url, names)
     try:
         yield made
     finally:
         await made.aclose()
+
+
+@pytest.fixture
+def drop_connections(broker_kind: str, broker_url: str) -> Callable[[str], Awaitable[None]]:
+    """Close connections from the broker side, as a broker restart or an operator would.
+
+    Called with a connection name (the ``?name=`` of :func:`tests.helpers.named`): on the real
+    broker it closes the connections of that name (``rabbitmqctl close_connection``); the
+    in-memory broker can only drop all its connections (``drop_connections``).
+    """
+
+    async def drop(name: str) -> None:
+        if broker_kind == MEMORY:
+            get_broker(broker_url).drop_connections()
+        else:
+            assert await close_named_connections(name), f"no connection named {name!r}"
+
+    return drop

@@ -1,18 +1,28 @@
 """Helpers for tests that run against a broker: the real RabbitMQ or the in-memory one.
 
-Tests observe the broker through a second, independent raw aiormq client
-(the ``amqp_channel`` fixture) and these helpers, never through eventrabbit.
+Tests observe the broker through a second, independent raw aiormq client (the
+``amqp_channel`` fixture) and these helpers, never through eventrabbit's view of itself.
+
+One way to wait for each kind of thing, and never a fixed sleep:
+
+- a consumer: ``await handle.ready(channel)`` (eventrabbit's readiness API);
+- a message: consume it, :func:`collect` (an event per delivery, with a deadline);
+- a handler call: an event the handler sets, e.g. :class:`Calls`;
+- state nothing announces (a queue's depth, the broker's connection list, another process'
+  consumers): :func:`eventually`, the one polling primitive, with a deadline.
+
+That something does *not* happen is shown by driving the system to a known point with an
+event (a sentinel published behind it and handled), never by waiting a while.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 import aiormq
 import aiormq.abc
@@ -20,9 +30,7 @@ import orjson
 from aiormq import spec
 from yarl import URL
 
-from eventrabbit.common import ConsumeChannel
-from eventrabbit.handle import Handle
-
+T = TypeVar("T")
 BROKER_URL = os.environ.get("EVENTRABBIT_TEST_URL", "amqp://guest:guest@localhost:5672/")
 
 
@@ -44,44 +52,108 @@ def unique(prefix: str) -> str:
     return f"test.{prefix}.{uuid.uuid4().hex[:8]}"
 
 
-async def wait_for(
-    predicate: Callable[[], Any],
-    timeout: float = 10.0,  # noqa: ASYNC109 - the deadline also bounds the polling
-    interval: float = 0.02,
-    message: str | None = None,
-) -> Any:
-    """Poll ``predicate`` (sync or async) until it returns a truthy value, and return it.
+#: Seconds a test waits for something before it fails (a deadline, not a speed requirement).
+DEFAULT_TIMEOUT = 10.0
+#: Seconds between two looks of :func:`eventually`.
+POLL_INTERVAL = 0.02
 
-    Raises AssertionError when ``timeout`` seconds pass first.
+
+async def eventually(
+    check: Callable[[], Any],
+    *,
+    what: str,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the deadline also bounds the polling
+    interval: float = POLL_INTERVAL,
+) -> Any:
+    """Look at state that has no event until ``check`` (sync or async) returns a truthy value.
+
+    The one polling primitive of the suite, for what nothing announces: a queue's depth or its
+    consumers on the real broker, the broker's connection list, another process' consumers.
+    Everything else is waited for by its event: a consumer with ``handle.ready()``, a message
+    by consuming it (:func:`collect`), a handler call by an ``asyncio`` event it sets
+    (:class:`Calls`).
+
+    :returns: the first truthy value ``check`` returned.
+    :raises AssertionError: ``timeout`` seconds passed first; the message says ``what``.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        result = predicate()
+        result = check()
         if inspect.isawaitable(result):
             result = await result
         if result:
             return result
         if loop.time() >= deadline:
-            what = message or getattr(predicate, "__qualname__", repr(predicate))
-            raise AssertionError(f"condition not met within {timeout} s: {what}")
+            raise AssertionError(f"not within {timeout} s: {what}")
         await asyncio.sleep(interval)
+
+
+class Calls(Generic[T]):
+    """What a handler was called with, in order, and a wait for it that each call wakes."""
+
+    def __init__(self) -> None:
+        self.values: list[T] = []
+        self._changed = asyncio.Event()
+
+    def add(self, value: T) -> None:
+        """Record one call (from the handler)."""
+        self.values.append(value)
+        self._changed.set()
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    async def until(
+        self,
+        done: Callable[[list[T]], bool],
+        what: str,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - reported in the AssertionError
+    ) -> list[T]:
+        """Wait until ``done(values)`` holds; return the values.
+
+        :raises AssertionError: it did not within ``timeout`` seconds; says ``what`` and the
+            values seen.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while not done(self.values):
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"not within {timeout} s: {what} (calls so far: {self.values[:20]!r})"
+            ) from None
+        return self.values
+
+    async def count(
+        self,
+        n: int,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - reported in the AssertionError
+    ) -> list[T]:
+        """Wait until at least ``n`` calls were made; return the values."""
+        return await self.until(lambda values: len(values) >= n, f"{n} call(s)", timeout)
 
 
 async def collect(
     channel: aiormq.abc.AbstractChannel,
     queue: str,
     n: int,
-    timeout: float = 10.0,  # noqa: ASYNC109 - also reported in the AssertionError
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - also reported in the AssertionError
+    *,
+    ack: bool = True,
 ) -> list[aiormq.abc.DeliveredMessage]:
-    """Consume exactly ``n`` messages from ``queue``, ack them and return them in order.
+    """Wait for exactly ``n`` messages from ``queue`` by consuming them; return them in order.
 
-    The consumer runs on its own channel of ``channel``'s connection with
-    prefetch ``n``, so the broker never hands it more than ``n`` messages:
-    nothing beyond the ``n`` is left unacked or redelivered, and the caller's
-    channel keeps its QoS. On timeout the channel is closed (the broker
-    requeues what arrived) and AssertionError says how many arrived. The
-    returned messages are already acked; their ``channel`` is closed.
+    The way to wait for a message: each delivery is an event, ``timeout`` the deadline.
+    The consumer runs on its own channel of ``channel``'s connection with prefetch ``n``, so
+    the broker never hands it more than ``n`` messages: nothing beyond the ``n`` is left
+    unacked or redelivered, and the caller's channel keeps its QoS. On timeout the channel is
+    closed (the broker requeues what arrived) and AssertionError says how many arrived. The
+    returned messages' ``channel`` is closed.
+
+    :param ack: take the messages (ack them); ``False`` leaves them in the queue (the channel
+        closes with them unacked, so the broker requeues them, keeping their expiry).
     """
     if not 0 <= n <= 65535:  # basic.qos prefetch_count is a short
         raise ValueError(f"n must be within 0..65535, not {n}")
@@ -110,33 +182,13 @@ async def collect(
             ) from None
         assert ok.consumer_tag is not None
         await consumer_channel.basic_cancel(ok.consumer_tag)
-        for message in received:
+        for message in received if ack else ():
             assert message.delivery_tag is not None
             await consumer_channel.basic_ack(message.delivery_tag)
     finally:
         # Closing after the acks is ordered behind them on the wire.
         await consumer_channel.close()
     return received
-
-
-async def get_one(
-    channel: aiormq.abc.AbstractChannel,
-    queue: str,
-    timeout: float = 10.0,  # noqa: ASYNC109 - the deadline also bounds the polling
-    interval: float = 0.02,
-) -> aiormq.abc.DeliveredMessage:
-    """Poll ``queue`` with basic.get until a message arrives; ack it and return it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        message = await channel.basic_get(queue, no_ack=False, timeout=timeout)
-        if isinstance(message.delivery, spec.Basic.GetOk):
-            assert message.delivery_tag is not None
-            await channel.basic_ack(message.delivery_tag)
-            return message
-        if loop.time() >= deadline:
-            raise AssertionError(f"no message arrived on queue {queue!r} within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def queue_depth(channel: aiormq.abc.AbstractChannel, queue: str) -> int:
@@ -196,65 +248,6 @@ async def consumer_count(channel: aiormq.abc.AbstractChannel, queue: str) -> int
     return int(ok.consumer_count or 0)
 
 
-def depth_is(
-    channel: aiormq.abc.AbstractChannel, queue: str, n: int
-) -> Callable[[], Awaitable[bool]]:
-    """A ``wait_for`` predicate: ``queue`` holds exactly ``n`` ready messages."""
-
-    async def check() -> bool:
-        return await queue_depth(channel, queue) == n
-
-    check.__qualname__ = f"depth of {queue} == {n}"
-    return check
-
-
-async def until_consumed(
-    task: asyncio.Future[Any],
-    probe: aiormq.abc.AbstractChannel,
-    queue: str,
-    timeout: float = 10.0,  # noqa: ASYNC109 - the deadline also bounds the polling
-) -> None:
-    """Wait until ``queue`` has a consumer; if ``task`` (running consume) ends first, fail at
-    once with what ended it instead of after the timeout."""
-
-    async def ready() -> bool:
-        return task.done() or await consumer_count(probe, queue) >= 1
-
-    await wait_for(ready, timeout=timeout, message=f"a consumer on {queue}")
-    if task.done():
-        task.result()  # raises what ended consume
-        raise AssertionError(f"consume of {queue} returned on its own")
-
-
-async def start_consuming(
-    handle: Handle, probe: aiormq.abc.AbstractChannel, target: ConsumeChannel
-) -> asyncio.Task[None]:
-    """Start ``handle.consume(target)``; return its task once the queue has a consumer."""
-    task = asyncio.create_task(handle.consume(target))
-    await until_consumed(task, probe, target.queue_name)
-    return task
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handle: Handle, probe: aiormq.abc.AbstractChannel, target: ConsumeChannel
-) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``handle.consume(target)`` until the block ends, then ``handle.close()``.
-
-    Raises AssertionError if consume ended with an error.
-    """
-    task = asyncio.create_task(handle.consume(target))
-    try:
-        await until_consumed(task, probe, target.queue_name)
-        yield task
-    finally:
-        await handle.close()
-        task.cancel()
-        results = await asyncio.gather(task, return_exceptions=True)
-    if results and isinstance(results[0], Exception):
-        raise AssertionError(f"consume ended with {results[0]!r}") from results[0]
-
-
 async def rabbitmqctl(*args: str) -> str:
     """Run ``rabbitmqctl -q *args`` against the local (real) broker; return its output."""
     process = await asyncio.create_subprocess_exec(
@@ -270,6 +263,15 @@ async def rabbitmqctl(*args: str) -> str:
     return out.decode()
 
 
+def named(url: str, prefix: str) -> tuple[str, str]:
+    """``url`` with a unique client-given connection name (``?name=``), and that name.
+
+    The real broker lists the connection under it (:func:`named_connections`).
+    """
+    name = f"test-{prefix}-{uuid.uuid4().hex[:8]}"
+    return str(URL(url).update_query(name=name)), name
+
+
 async def named_connections(name: str) -> list[tuple[str, int]]:
     """(pid, channel count) of the real broker's connections whose client named itself
     ``name`` (``?name=`` in the URL)."""
@@ -282,6 +284,14 @@ async def named_connections(name: str) -> list[tuple[str, int]]:
         if f'{{"connection_name","{name}"}}' in properties:
             found.append((pid, int(channels)))
     return found
+
+
+async def close_named_connections(name: str, reason: str = "test: closed by the broker") -> int:
+    """Close the real broker's connections named ``name`` from the broker side; how many."""
+    found = await named_connections(name)
+    for pid, _ in found:
+        await rabbitmqctl("close_connection", pid, reason)
+    return len(found)
 
 
 async def publish_raw(

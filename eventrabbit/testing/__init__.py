@@ -24,16 +24,31 @@ can publish raw bodies and look at what was published where::
 Brokers are per process and per name: every connection to ``memory://orders`` shares one
 :class:`MemoryBroker` (:func:`get_broker`). :func:`memory_broker` hands out a fresh one per
 test; :func:`redirect_amqp` runs services built with an ``amqp://`` URL on it unchanged.
+
+The package, from the bottom up — each module imports only modules before it here:
+
+- parts that know no broker: ``routing`` (how exchanges route), ``messages``, ``deaths``
+  (dead-letter headers), ``arguments`` (queue arguments), ``changes`` (the broker's change
+  notification), ``closable``, ``expiry`` (message TTL), ``refusals`` (RabbitMQ's errors),
+  ``guard`` (what an error does to a channel);
+- the broker: ``queues`` (a queue and its consumers), ``reply_to`` (direct reply-to),
+  ``exchanges``, ``topology`` (exchanges, queues, bindings), ``flow`` (publishing,
+  dead-lettering), ``connections``, ``broker`` (the :class:`MemoryBroker` tests use, made of
+  those parts) and ``brokers`` (brokers by name);
+- the client side: ``declaring``, ``publishing`` and ``deliveries`` (parts of a channel),
+  ``channel``, ``connection``, ``transport`` (``memory://`` and :func:`redirect_amqp`) and
+  ``service`` (:func:`consuming`).
 """
 
 from __future__ import annotations
 
 from ..connection import register_transport
-from .broker import SCHEME, MemoryBroker, forget_broker, get_broker
-from .helpers import consuming, memory_broker, redirect_amqp
+from .broker import SCHEME, MemoryBroker
+from .brokers import forget_broker, get_broker, memory_broker
 from .messages import Message
 from .routing import Binding
-from .transport import connect_memory
+from .service import consuming
+from .transport import connect_memory, redirect_amqp
 
 # memory:// URLs work from the moment this package is imported.
 register_transport(SCHEME, connect_memory)

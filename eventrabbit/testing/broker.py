@@ -1,38 +1,37 @@
-"""The in-memory broker as tests see it: publishing, looking into queues, waiting, and
-brokers by name.
+"""The in-memory broker as tests see it: publishing, looking into queues, and waiting.
 
-One :class:`MemoryBroker` per name — the host of a ``memory://<name>`` URL, ``""`` for
-``memory://`` — and process: every connection to that URL shares it (:func:`get_broker`).
+A :class:`MemoryBroker` is made of parts: its :class:`~.topology.Topology` (exchanges,
+queues, bindings, reply addresses), its :class:`~.flow.MessageFlow` (publishing,
+dead-lettering), its :class:`~.connections.Connections`, and :class:`~.changes.Changes`, the
+notification its queues fire on every change. The waits (:meth:`MemoryBroker.wait_idle`,
+:meth:`MemoryBroker.wait_for_messages`) look at the state, and wait for the next change or
+the next message expiry when it is not there yet — they never poll.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from typing import Any
 
-import orjson
-from aiormq.exceptions import ChannelNotFoundEntity, ConnectionClosed
+from aiormq.exceptions import ChannelNotFoundEntity
 from pamqp import commands as spec
-from yarl import URL
 
-from .. import envelope
 from ..confirm import event_properties
-from ..errors import ConfigurationError, PublishError, UnroutableError
+from ..errors import PublishError, UnroutableError
+from .changes import Changes
+from .connections import Connections
+from .exchanges import Exchange
 from .flow import MessageFlow
-from .messages import Message
+from .messages import Message, StoredMessage, body_of
 from .queues import MemoryQueue
 from .routing import Binding
+from .topology import Topology
 
 #: The scheme of in-memory broker URLs.
 SCHEME = "memory"
-#: How often the ``wait_*`` helpers look again, in seconds.
-POLL_INTERVAL = 0.002
-#: How a broker closes a connection it drops (as RabbitMQ on shutdown).
-CONNECTION_FORCED = "CONNECTION_FORCED - broker forced connection closure"
 
 
-class MemoryBroker(MessageFlow):
+class MemoryBroker:
     """A RabbitMQ broker in memory, for tests.
 
     Connect eventrabbit to it with its :attr:`url` (``build_event_dependencies(broker.url)``
@@ -43,18 +42,41 @@ class MemoryBroker(MessageFlow):
     """
 
     def __init__(self, name: str = "") -> None:
-        super().__init__()
         self.name = name
+        self.changes = Changes()
+        self.topology = Topology(self.changes, on_dead=self._dead_letter)
+        self.flow = MessageFlow(self.topology)
+        self.connections = Connections(self.topology, self.changes)
 
     def __repr__(self) -> str:
         return f"<MemoryBroker {self.url}>"
+
+    def _dead_letter(self, queue: MemoryQueue, message: StoredMessage, reason: str) -> None:
+        # The topology makes queues before the flow that routes their dead messages exists.
+        self.flow.dead_letter(queue, message, reason)
 
     @property
     def url(self) -> str:
         """The URL that connects to this broker: ``memory://<name>``."""
         return f"{SCHEME}://{self.name}"
 
-    # ------------------------------------------------------------------- for tests
+    @property
+    def published(self) -> list[Message]:
+        """Every message published, by a client or by :meth:`publish`, in order: each a
+        :class:`~eventrabbit.testing.Message` whose ``queues`` says where it went."""
+        return self.flow.published
+
+    @property
+    def queues(self) -> dict[str, MemoryQueue]:
+        """The queues by name (the topology's own dict)."""
+        return self.topology.queues
+
+    @property
+    def exchanges(self) -> dict[str, Exchange]:
+        """The exchanges by name (the topology's own dict)."""
+        return self.topology.exchanges.by_name
+
+    # ------------------------------------------------------------------------ publishing
 
     def publish(
         self,
@@ -89,10 +111,9 @@ class MemoryBroker(MessageFlow):
         ):
             if value is not None:
                 setattr(properties, name, value)
+        self.connections.prune()
         try:
-            message = self.publish_message(
-                exchange, routing_key, _as_body(body, action), properties
-            )
+            message = self.flow.publish(exchange, routing_key, body_of(body, action), properties)
         except ChannelNotFoundEntity:
             raise PublishError(
                 f"exchange {exchange!r} does not exist on {self.url}", exchange=exchange
@@ -104,6 +125,8 @@ class MemoryBroker(MessageFlow):
                 routing_key=routing_key,
             )
         return message
+
+    # ------------------------------------------------------------------------- looking
 
     def messages(self, queue: str) -> list[Message]:
         """The ready messages of ``queue``, oldest first, left in the queue.
@@ -133,16 +156,25 @@ class MemoryBroker(MessageFlow):
     @property
     def queues_declared(self) -> list[str]:
         """The names of the queues that exist, sorted."""
-        return sorted(self.queues)
+        return sorted(self.topology.queues)
 
     def bindings(self, exchange: str) -> list[Binding]:
         """The bindings of ``exchange`` (queue, routing key, arguments), in order.
 
         :raises LookupError: no such exchange.
         """
-        if exchange not in self.exchanges:
+        found = self.topology.exchanges.by_name.get(exchange)
+        if found is None:
             raise LookupError(f"no exchange {exchange!r} on {self.url}")
-        return list(self.exchanges[exchange].bindings)
+        return list(found.bindings)
+
+    def _existing(self, queue: str) -> MemoryQueue:
+        found = self.topology.queues.get(queue)
+        if found is None:
+            raise LookupError(f"no queue {queue!r} on {self.url}")
+        return found
+
+    # ------------------------------------------------------------------------- waiting
 
     async def wait_for_messages(
         self,
@@ -152,11 +184,15 @@ class MemoryBroker(MessageFlow):
     ) -> list[Message]:
         """Wait until ``queue`` holds at least ``count`` ready messages; return them.
 
+        ``queue`` need not exist yet.
+
         :raises TimeoutError: they did not arrive within ``timeout`` seconds.
         """
-        async with asyncio.timeout(timeout):
-            while not self.queues.get(queue) or self.queue_depth(queue) < count:  # noqa: ASYNC110
-                await asyncio.sleep(POLL_INTERVAL)
+
+        def arrived() -> bool:
+            return queue in self.topology.queues and self.queue_depth(queue) >= count
+
+        await self.changes.until(arrived, self._catch_up, timeout)
         return self.messages(queue)
 
     async def wait_idle(
@@ -167,24 +203,30 @@ class MemoryBroker(MessageFlow):
         """Wait until the queues hold nothing ready and nothing unacked: all handled.
 
         :param queues: the queues to watch; default: every queue that has a consumer.
+        :raises LookupError: one of ``queues`` does not exist (or was deleted meanwhile).
         :raises TimeoutError: they were still busy after ``timeout`` seconds.
         """
-        async with asyncio.timeout(timeout):
-            while not self._idle(queues):  # noqa: ASYNC110 (polls state that has no event)
-                await asyncio.sleep(POLL_INTERVAL)
 
-    def _idle(self, names: tuple[str, ...]) -> bool:
-        queues = [self._existing(n) for n in names] or [
-            q for q in self.queues.values() if q.consumers
-        ]
-        for queue in queues:
-            queue.expire_due()
-        return all(not queue.ready and not queue.unacked for queue in queues)
+        def idle() -> bool:
+            watched = [self._existing(name) for name in queues] or [
+                q for q in self.topology.queues.values() if q.consumers
+            ]
+            return all(not queue.ready and not queue.unacked for queue in watched)
+
+        await self.changes.until(idle, self._catch_up, timeout)
+
+    def _catch_up(self) -> float | None:
+        # Before each look: a dead loop's consumers hold nothing any more, and what is due
+        # expires everywhere (it may be on its way to the queue waited on).
+        self.connections.prune()
+        return self.topology.next_deadline()
+
+    # --------------------------------------------------------------------- connections
 
     @property
     def connection_count(self) -> int:
         """Open connections to this broker (those of an event loop that ended are closed)."""
-        self.prune()
+        self.connections.prune()
         return len(self.connections)
 
     def drop_connections(self) -> None:
@@ -192,64 +234,10 @@ class MemoryBroker(MessageFlow):
 
         Unacked messages go back to their queues; eventrabbit's consumers reconnect.
         """
-        for connection in list(self.connections):
-            connection.shutdown(ConnectionClosed(320, CONNECTION_FORCED))
+        self.connections.drop_all()
 
     def reset(self) -> None:
         """Drop every connection and forget every queue, exchange and published message."""
         self.drop_connections()
-        for queue in list(self.queues.values()):
-            queue.close()
-        self.queues.clear()
-        self.exchanges.clear()
-        self.reply_routes.clear()
-        self.published.clear()
-        self.predeclare()
-
-    def _existing(self, queue: str) -> MemoryQueue:
-        found = self.queues.get(queue)
-        if found is None:
-            raise LookupError(f"no queue {queue!r} on {self.url}")
-        return found
-
-
-def _as_body(body: Any, action: str | None) -> bytes:
-    if action is not None:
-        return envelope.encode(action, body)
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode()
-    return orjson.dumps(body)
-
-
-# ------------------------------------------------------------------------ brokers by name
-
-_BROKERS: dict[str, MemoryBroker] = {}
-
-
-def broker_name(url: str) -> str:
-    """The broker name in a ``memory://<name>`` URL (``""`` for ``memory://``).
-
-    :raises ConfigurationError: not a ``memory://`` URL.
-    """
-    parsed = URL(url)
-    if parsed.scheme != SCHEME:
-        raise ConfigurationError(f"{url!r} is not a memory:// URL")
-    return parsed.host or ""
-
-
-def get_broker(url: str = "memory://") -> MemoryBroker:
-    """The broker a ``memory://<name>`` URL connects to, made on first use."""
-    name = broker_name(url)
-    broker = _BROKERS.get(name)
-    if broker is None:
-        broker = _BROKERS[name] = MemoryBroker(name)
-    return broker
-
-
-def forget_broker(broker: MemoryBroker) -> None:
-    """Reset ``broker`` and forget its name: the next connection to it gets a fresh one."""
-    broker.reset()
-    if _BROKERS.get(broker.name) is broker:
-        del _BROKERS[broker.name]
+        self.topology.clear()
+        self.flow.published.clear()

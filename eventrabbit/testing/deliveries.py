@@ -1,10 +1,14 @@
 """The consuming side of one in-memory channel: its consumers, unacked deliveries, callbacks.
 
+Theory of operation
+-------------------
 A queue offers a message to a consumer when :meth:`Deliveries.can_receive` allows (prefetch,
 open channel); :meth:`Deliveries.receive` numbers it with the channel's next delivery tag,
 keeps it as unacked (unless ``no_ack``) and runs the consumer's callback in a task of its own,
-as aiormq does. Acks, nacks and rejects settle unacked deliveries; :meth:`release` gives all
-of them back to their queues when the channel closes.
+as aiormq does. Acks, nacks and rejects settle unacked deliveries with an
+:class:`~.queues.Outcome`; :meth:`Deliveries.release` gives all of them back to their queues
+when the channel closes. After settling, the queues involved :meth:`~.queues.MemoryQueue.resume`:
+a consumer that was at its prefetch limit may take more now.
 """
 
 from __future__ import annotations
@@ -14,22 +18,35 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import aiormq.abc
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
 from .messages import StoredMessage
-from .queues import Consumer, MemoryQueue
-
-if TYPE_CHECKING:
-    from .channel import MemoryChannel
+from .queues import Consumer, MemoryQueue, Outcome
 
 log = logging.getLogger(__name__)
 
-#: What settling does with a delivery's message: nothing (ack), requeue, or dead-letter.
-Settle = Callable[[MemoryQueue, StoredMessage], None]
+
+class Channel(Protocol):
+    """What deliveries need of their channel (:mod:`eventrabbit.testing.channel`)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the channel's callback tasks run on."""
+        ...
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the channel has closed."""
+        ...
+
+    @property
+    def on_consumer_cancel_callbacks(self) -> set[Callable[[spec.Basic.Cancel], Any]]:
+        """Called when the broker cancels one of the channel's consumers."""
+        ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -41,24 +58,10 @@ class Delivery:
     message: StoredMessage
 
 
-def acked(queue: MemoryQueue, message: StoredMessage) -> None:
-    """An ack: the message is done with."""
-
-
-def requeued(queue: MemoryQueue, message: StoredMessage) -> None:
-    """A nack or reject with requeue: back to its queue."""
-    queue.requeue(message)
-
-
-def rejected(queue: MemoryQueue, message: StoredMessage) -> None:
-    """A nack or reject without requeue: dead-lettered (or dropped)."""
-    queue.reject(message)
-
-
 class Deliveries:
     """Consumers, unacked deliveries and callback tasks of one channel."""
 
-    def __init__(self, channel: MemoryChannel) -> None:
+    def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.consumers: dict[str, Consumer] = {}
         #: ``basic.qos`` prefetch for new consumers, and for the whole channel (``global_``).
@@ -84,7 +87,7 @@ class Deliveries:
         self, consumer: Consumer, queue: MemoryQueue | None, message: StoredMessage
     ) -> None:
         """Deliver ``message`` to ``consumer``: a ``Basic.Deliver`` and a callback task."""
-        tag = self.track(consumer, queue, message, consumer.no_ack)
+        tag = self._track(consumer, queue, message, consumer.no_ack)
         frame = spec.Basic.Deliver(
             consumer_tag=consumer.tag,
             delivery_tag=tag,
@@ -92,7 +95,7 @@ class Deliveries:
             exchange=message.exchange,
             routing_key=message.routing_key,
         )
-        delivered = self.message(frame, queue, message)
+        delivered = self._message(frame, queue, message)
         task = self.channel.loop.create_task(_run_callback(consumer.callback, delivered))
         self._tasks.add(task)
         task.add_done_callback(self._on_task_done)
@@ -109,9 +112,27 @@ class Deliveries:
             except Exception:
                 log.exception("Unhandled consumer cancel callback exception")
 
+    # --------------------------------------------------------------------- basic.get
+
+    def get(self, queue: MemoryQueue, no_ack: bool) -> aiormq.abc.DeliveredMessage:
+        """Take the next ready message of ``queue`` (``Basic.GetOk``), or none
+        (``Basic.GetEmpty``)."""
+        message = queue.take()
+        if message is None:
+            channel = cast(aiormq.abc.AbstractChannel, self.channel)
+            return aiormq.abc.DeliveredMessage(spec.Basic.GetEmpty(), ContentHeader(), b"", channel)
+        frame = spec.Basic.GetOk(
+            delivery_tag=self._track(None, queue, message, no_ack),
+            redelivered=message.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            message_count=len(queue.ready),
+        )
+        return self._message(frame, queue, message)
+
     # --------------------------------------------------------------------- bookkeeping
 
-    def track(
+    def _track(
         self,
         consumer: Consumer | None,
         queue: MemoryQueue | None,
@@ -122,12 +143,12 @@ class Deliveries:
         self._tag += 1
         if not no_ack and queue is not None:
             self._unacked[self._tag] = Delivery(consumer, queue, message)
-            queue.unacked += 1
+            queue.hold()
             if consumer is not None:
                 consumer.unacked += 1
         return self._tag
 
-    def message(
+    def _message(
         self,
         frame: spec.Basic.Deliver | spec.Basic.GetOk,
         queue: MemoryQueue | None,
@@ -141,18 +162,13 @@ class Deliveries:
         channel = cast(aiormq.abc.AbstractChannel, self.channel)
         return aiormq.abc.DeliveredMessage(frame, header, message.body, channel)
 
-    def settle(self, tag: int, multiple: bool, then: Settle) -> bool:
+    def settle(self, tag: int, multiple: bool, outcome: Outcome) -> bool:
         """Ack, nack or reject; ``False`` for a tag that is not unacked (nothing done)."""
         if (tag or not multiple) and tag not in self._unacked:
             return False
         tags = [t for t in self._unacked if t <= tag or not tag] if multiple else [tag]
-        queues: list[MemoryQueue] = []
-        for one in tags:
-            delivery = self._unacked.pop(one)
-            _untrack(delivery)
-            then(delivery.queue, delivery.message)
-            queues.append(delivery.queue)
-        kick([*queues, *self.consumed_queues()])
+        settled = [self._settle(self._unacked.pop(one), outcome) for one in tags]
+        resume([*settled, *self.consumed_queues()])
         return True
 
     def consumed_queues(self) -> list[MemoryQueue]:
@@ -162,10 +178,14 @@ class Deliveries:
     def release(self) -> None:
         """The channel closed: every unacked message goes back to its queue, redelivered."""
         deliveries, self._unacked = list(self._unacked.values()), {}
-        for delivery in deliveries:
-            _untrack(delivery)
-            delivery.queue.requeue(delivery.message)
-        kick(d.queue for d in deliveries)
+        resume([self._settle(delivery, Outcome.REQUEUE) for delivery in deliveries])
+
+    @staticmethod
+    def _settle(delivery: Delivery, outcome: Outcome) -> MemoryQueue:
+        if delivery.consumer is not None:
+            delivery.consumer.unacked -= 1
+        delivery.queue.settle(delivery.message, outcome)
+        return delivery.queue
 
     # --------------------------------------------------------------------------- tasks
 
@@ -189,18 +209,10 @@ class Deliveries:
             log.error("Consumer callback failed", exc_info=task.exception())
 
 
-def kick(queues: Iterable[MemoryQueue]) -> None:
-    """Let queues expire what is due and deliver what consumers can now take."""
+def resume(queues: Iterable[MemoryQueue]) -> None:
+    """Let each of ``queues`` (once) expire what is due and deliver what it can now."""
     for queue in dict.fromkeys(queues):
-        if not queue.deleted:
-            queue.expire_due()
-            queue.dispatch()
-
-
-def _untrack(delivery: Delivery) -> None:
-    delivery.queue.unacked -= 1
-    if delivery.consumer is not None:
-        delivery.consumer.unacked -= 1
+        queue.resume()
 
 
 async def _await(awaitable: Any) -> None:

@@ -1,84 +1,46 @@
-"""How messages move through the in-memory broker: into queues when published, out of them
-when they die (dead-lettering), and what happens to a connection's queues when it closes.
+"""How messages move through the in-memory broker: into queues when published, and on to
+the dead-letter exchange when they die.
+
+Theory of operation
+-------------------
+A published message's properties are encoded as on the wire (:mod:`.messages`), routed by
+the topology, and copied into each queue it reaches — or handed straight to a direct
+reply-to consumer — each copy numbered with the broker-wide arrival order. A queue whose
+message dies calls :meth:`MessageFlow.dead_letter`: with an ``x-dead-letter-exchange`` the
+message gets its ``x-death`` headers and is routed there (with ``x-dead-letter-routing-key``
+if set, else its own key). As in RabbitMQ, a message that would die again in a queue it died
+in before without having been rejected since is dropped, not looped; a missing dead-letter
+exchange drops it with a warning.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import secrets
 from collections.abc import Iterator
-from typing import Any, Protocol
 
-from aiormq.exceptions import ChannelNotFoundEntity, ConnectionClosed
+from aiormq.exceptions import ChannelNotFoundEntity
 from pamqp import commands as spec
 
-from .messages import (
-    REJECTED,
-    Message,
-    StoredMessage,
-    decode_properties,
-    died_in,
-    encode_properties,
-    record_death,
-    ttl_of,
-)
+from .arguments import dead_letter_routing_key
+from .deaths import REJECTED, died_in, record_death
+from .messages import Message, StoredMessage, decode_properties, encode_properties, ttl_of
 from .queues import MemoryQueue
 from .topology import Topology
 
 log = logging.getLogger(__name__)
 
 
-class Connection(Protocol):
-    """What the broker needs of a connection (see :mod:`eventrabbit.testing.transport`)."""
+class MessageFlow:
+    """Publishing and dead-lettering through a broker's topology."""
 
-    @property
-    def loop_is_closed(self) -> bool:
-        """Whether the event loop the connection lives on is closed."""
-        ...
-
-    def shutdown(self, reason: BaseException) -> None:
-        """Close the connection and its channels now, for ``reason``."""
-        ...
-
-
-class MessageFlow(Topology):
-    """Topology plus the messages in it: publishing, dead-lettering, connections."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        #: Every message published, by a client or by ``MemoryBroker.publish``, in order:
-        #: each a :class:`~eventrabbit.testing.Message` whose ``queues`` says where it went.
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        #: Every message published, by a client or by ``MemoryBroker.publish``, in order.
         self.published: list[Message] = []
-        self.connections: set[Connection] = set()
         self._seq: Iterator[int] = itertools.count()
 
-    def declare_queue(
-        self,
-        name: str,
-        durable: bool,
-        auto_delete: bool,
-        arguments: dict[str, Any],
-        passive: bool,
-        exclusive_owner: object | None,
-        connection: object,
-    ) -> MemoryQueue:
-        """``queue.declare``: the existing queue if it is equivalent, else a new one."""
-        if name or passive:
-            existing = self.existing_queue(
-                name, durable, auto_delete, arguments, passive, connection
-            )
-            if existing is not None:
-                return existing
-        else:
-            name = f"amq.gen-{secrets.token_urlsafe(16)}"  # a server-named queue
-        queue = MemoryQueue(
-            name, durable, dict(arguments), self._dead_letter, exclusive_owner, auto_delete
-        )
-        self.queues[name] = queue
-        return queue
-
-    def publish_message(
+    def publish(
         self, exchange: str, routing_key: str, body: bytes, properties: spec.Basic.Properties
     ) -> Message:
         """Route a message into its queues (or to a direct reply-to consumer).
@@ -86,31 +48,32 @@ class MessageFlow(Topology):
         :raises aiormq.exceptions.ChannelNotFoundEntity: no such exchange.
         :raises TypeError: a property AMQP cannot encode.
         """
-        self.prune()
         header = encode_properties(properties, len(body))
         decoded = decode_properties(header)
-        targets = self.destinations(exchange, routing_key, decoded.headers)
+        targets = self.topology.destinations(exchange, routing_key, decoded.headers)
         ttl = ttl_of(decoded)
         for target in targets:
             message = StoredMessage(body, header, exchange, routing_key, next(self._seq))
-            reply = self.reply_routes.get(target)
+            reply = self.topology.replies.get(target)
             if reply is not None:
                 reply.receiver.receive(reply, None, message)
             else:
-                self.queues[target].enqueue(message, ttl)
+                self.topology.queues[target].enqueue(message, ttl)
         record = Message(exchange, routing_key, body, decoded, tuple(targets))
         self.published.append(record)
         return record
 
-    def _dead_letter(self, queue: MemoryQueue, message: StoredMessage, reason: str) -> None:
+    def dead_letter(self, queue: MemoryQueue, message: StoredMessage, reason: str) -> None:
+        """``message`` died in ``queue`` for ``reason``: route it on, or drop it."""
         exchange = queue.dead_letter_exchange
         if exchange is None:
             return
         properties = record_death(message.properties, message, queue.name, reason)
-        key = queue.arguments.get("x-dead-letter-routing-key")
-        key = key if isinstance(key, str) else message.routing_key
+        key = dead_letter_routing_key(queue.arguments)
+        if key is None:
+            key = message.routing_key
         try:
-            targets = self.destinations(exchange, key, properties.headers)
+            targets = self.topology.destinations(exchange, key, properties.headers)
         except ChannelNotFoundEntity:
             log.warning("dead-letter exchange %r of queue %r does not exist", exchange, queue.name)
             return
@@ -118,19 +81,6 @@ class MessageFlow(Topology):
             targets = [t for t in targets if not died_in(properties, t)]
         header = encode_properties(properties, len(message.body))
         for target in targets:
-            if target in self.queues:
+            if target in self.topology.queues:
                 copy = StoredMessage(message.body, header, exchange, key, next(self._seq))
-                self.queues[target].enqueue(copy, None)
-
-    def forget_connection(self, connection: Connection) -> None:
-        """A connection closed: its exclusive queues are deleted."""
-        self.connections.discard(connection)
-        for queue in list(self.queues.values()):
-            if queue.exclusive_owner is connection:
-                self.delete_queue(queue.name)
-
-    def prune(self) -> None:
-        """Close connections whose event loop is gone (left open by an earlier test)."""
-        for connection in list(self.connections):
-            if connection.loop_is_closed:
-                connection.shutdown(ConnectionClosed(320, "CONNECTION_FORCED - event loop closed"))
+                self.topology.queues[target].enqueue(copy, None)

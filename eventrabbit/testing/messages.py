@@ -1,4 +1,5 @@
-"""Messages as the in-memory broker holds them, and the headers it adds when one dies.
+"""Messages as the in-memory broker holds them (:class:`StoredMessage`) and as a test sees
+them (:class:`Message`), and their properties on the wire.
 
 Properties go through pamqp's wire encoding on the way in and again on every delivery, as
 they would through a real socket: a header value AMQP cannot carry fails at publish time,
@@ -8,7 +9,6 @@ timestamps lose their sub-second part, and no two deliveries share a mutable obj
 from __future__ import annotations
 
 import asyncio
-import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +16,7 @@ import orjson
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
-#: RabbitMQ's dead-letter history header: a list of tables, newest first.
-X_DEATH = "x-death"
-#: Why a message was dead-lettered.
-EXPIRED = "expired"
-REJECTED = "rejected"
-DELIVERY_LIMIT = "delivery_limit"
+from .. import envelope
 
 
 def encode_properties(properties: spec.Basic.Properties, body_size: int) -> bytes:
@@ -114,6 +109,21 @@ class Message:
         )
 
 
+def body_of(body: Any, action: str | None = None) -> bytes:
+    """A body as a test gives it, as it goes on the wire (see ``MemoryBroker.publish``).
+
+    With ``action``: the event envelope ``{"action": action, "data": body}``. Without:
+    ``bytes`` as they are, a ``str`` as UTF-8, anything else as JSON.
+    """
+    if action is not None:
+        return envelope.encode(action, body)
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    return orjson.dumps(body)
+
+
 def ttl_of(properties: spec.Basic.Properties) -> float | None:
     """The per-message TTL in seconds from the ``expiration`` property, if it has a valid one."""
     try:
@@ -121,53 +131,3 @@ def ttl_of(properties: spec.Basic.Properties) -> float | None:
     except ValueError:
         return None
     return None if milliseconds is None or milliseconds < 0 else milliseconds / 1000
-
-
-def record_death(
-    properties: spec.Basic.Properties, message: StoredMessage, queue: str, reason: str
-) -> spec.Basic.Properties:
-    """Add RabbitMQ's dead-letter headers to ``properties`` and drop its ``expiration``.
-
-    ``x-death`` gets an entry per (queue, reason), newest first, counting repeats;
-    ``x-first-death-*`` is set once, ``x-last-death-*`` every time.
-    """
-    headers: dict[str, Any] = dict(properties.headers or {})
-    deaths: list[dict[str, Any]] = [dict(d) for d in headers.get(X_DEATH) or [] if d]
-    entry = next((d for d in deaths if d.get("queue") == queue and d.get("reason") == reason), None)
-    if entry is not None:
-        deaths.remove(entry)
-        entry["count"] = int(entry.get("count", 0)) + 1
-    else:
-        entry = {
-            "count": 1,
-            "reason": reason,
-            "queue": queue,
-            "time": datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0),
-            "exchange": message.exchange,
-            "routing-keys": [message.routing_key],
-        }
-        if properties.expiration:
-            entry["original-expiration"] = properties.expiration
-    headers[X_DEATH] = [entry, *deaths]
-    for prefix, only_first in (("x-first-death-", True), ("x-last-death-", False)):
-        for name, value in (("reason", reason), ("queue", queue), ("exchange", message.exchange)):
-            if not only_first or prefix + name not in headers:
-                headers[prefix + name] = value
-    properties.headers = headers
-    properties.expiration = None
-    return properties
-
-
-def died_in(properties: spec.Basic.Properties, queue: str) -> bool:
-    """Whether dead-lettering into ``queue`` would be a cycle RabbitMQ drops.
-
-    That is: the message already died in ``queue`` and was never rejected since (only
-    expiries and limits moved it), so it would go round forever without a consumer's say.
-    """
-    headers: dict[str, Any] = dict(properties.headers or {})
-    for death in headers.get(X_DEATH) or []:
-        if death.get("reason") == REJECTED:
-            return False
-        if death.get("queue") == queue:
-            return True
-    return False

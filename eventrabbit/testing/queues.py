@@ -1,47 +1,50 @@
-"""One queue of the in-memory broker: its ready messages, its consumers and its TTL.
+"""One queue of the in-memory broker: its ready messages, its consumers, and what becomes of
+a delivery (:class:`Outcome`).
 
-A queue hands its ready messages to its consumers round-robin, each consumer taking as many
-as its prefetch allows, and gives them back to its dead-letter hook when they expire or are
-rejected. Routing and the dead-letter exchange are the broker's business
-(:mod:`eventrabbit.testing.broker`).
+Theory of operation
+-------------------
+Ready messages are kept in arrival order (the broker-wide ``seq``, so a requeued message goes
+back to its place). :meth:`MemoryQueue.dispatch` hands them to the consumers round-robin, each
+taking as many as its :class:`Receiver` allows (prefetch, an open channel); a receiver holds a
+delivery unacked until it settles it with an :class:`Outcome`. A message *dies* — goes to the
+dead-letter hook, which routes it on — when it expires, when a consumer rejects it, or when
+it comes back more often than a quorum queue's ``x-delivery-limit``.
+
+When messages expire is the queue's :class:`~.expiry.Expiry`'s business. Every change fires
+the broker's :class:`~.changes.Changes`, which is what the broker's ``wait_*`` wait on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-import time
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .messages import DELIVERY_LIMIT, EXPIRED, REJECTED, StoredMessage
+from .arguments import argument_mismatch, dead_letter_exchange, delivery_limit, message_ttl
+from .changes import Changes
+from .deaths import DELIVERY_LIMIT, EXPIRED, REJECTED
+from .expiry import Expiry
+from .messages import StoredMessage
 
-#: Queue arguments RabbitMQ compares when a queue is declared again (others are ignored).
-EQUIVALENT_ARGUMENTS = frozenset(
-    {
-        "x-dead-letter-exchange",
-        "x-dead-letter-routing-key",
-        "x-dead-letter-strategy",
-        "x-delivery-limit",
-        "x-expires",
-        "x-max-age",
-        "x-max-length",
-        "x-max-length-bytes",
-        "x-max-priority",
-        "x-message-ttl",
-        "x-overflow",
-        "x-queue-mode",
-        "x-queue-type",
-        "x-single-active-consumer",
-    }
-)
-
+#: Called with the queue, the message and the reason (:mod:`.deaths`) when a message dies.
 DeadLetterHook = Callable[["MemoryQueue", StoredMessage, str], None]
 
 
+class Outcome(enum.Enum):
+    """How a receiver settled a delivery it held unacked."""
+
+    #: ``basic.ack``: done with.
+    ACK = "ack"
+    #: ``basic.nack``/``basic.reject`` with requeue, or its channel closed: back in the queue.
+    REQUEUE = "requeue"
+    #: ``basic.nack``/``basic.reject`` without requeue: dead-lettered (or dropped).
+    REJECT = "reject"
+
+
 class Receiver(Protocol):
-    """The side of a channel a queue delivers to."""
+    """The side of a channel a queue delivers to (:mod:`eventrabbit.testing.deliveries`)."""
 
     def can_receive(self, consumer: Consumer) -> bool:
         """Whether ``consumer`` may take one more message now (prefetch, open channel)."""
@@ -75,100 +78,94 @@ class Consumer:
     unacked: int = 0
 
 
-def _same_argument(key: str, old: object, new: object) -> bool:
-    if key == "x-queue-type":
-        # A queue declared without a type is a classic one.
-        return (old or "classic") == (new or "classic")
-    return old == new
-
-
 @dataclass(eq=False)
 class MemoryQueue:
-    """A queue: ready messages in arrival order and the consumers they go to."""
+    """A queue: ready messages in arrival order and the consumers they go to.
+
+    :param on_dead: where dying messages go (the broker's dead-lettering).
+    :param changes: fired on every change of the queue.
+    """
 
     name: str
     durable: bool
     arguments: Mapping[str, Any]
     on_dead: DeadLetterHook
+    changes: Changes
     exclusive_owner: object | None = None
     auto_delete: bool = False
     ready: list[StoredMessage] = field(default_factory=list)
     consumers: list[Consumer] = field(default_factory=list)
-    #: Messages delivered to consumers and not acked yet.
+    #: Messages delivered to consumers and not settled yet.
     unacked: int = 0
     deleted: bool = False
+    expiry: Expiry = field(init=False)
     _next: int = 0
-    #: No ready message expires before this (a lower bound; ``None``: none has a TTL).
-    _next_deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        self.expiry = Expiry(on_due=self.expire_due)
 
     @property
     def ttl(self) -> float | None:
         """``x-message-ttl`` in seconds."""
-        ttl = self.arguments.get("x-message-ttl")
-        return ttl / 1000 if isinstance(ttl, int | float) and ttl >= 0 else None
+        return message_ttl(self.arguments)
 
     @property
     def dead_letter_exchange(self) -> str | None:
         """``x-dead-letter-exchange``; ``None`` drops dead messages."""
-        exchange = self.arguments.get("x-dead-letter-exchange")
-        return exchange if isinstance(exchange, str) else None
+        return dead_letter_exchange(self.arguments)
 
     @property
     def delivery_limit(self) -> int | None:
         """``x-delivery-limit`` of a quorum queue."""
-        limit = self.arguments.get("x-delivery-limit")
-        quorum = self.arguments.get("x-queue-type") == "quorum"
-        return limit if quorum and isinstance(limit, int) else None
+        return delivery_limit(self.arguments)
 
     def mismatch(
         self, durable: bool, auto_delete: bool, arguments: Mapping[str, Any]
     ) -> str | None:
         """What a new declare disagrees on with this queue, in RabbitMQ's words, or ``None``."""
-        if durable != self.durable:
-            return f"inequivalent arg 'durable' for queue '{self.name}'"
-        if auto_delete != self.auto_delete:
-            return f"inequivalent arg 'auto_delete' for queue '{self.name}'"
-        for key in sorted(EQUIVALENT_ARGUMENTS):
-            old, new = self.arguments.get(key), arguments.get(key)
-            if not _same_argument(key, old, new):
-                return (
-                    f"inequivalent arg '{key}' for queue '{self.name}': "
-                    f"received {new!r} but current is {old!r}"
-                )
-        return None
+        for flag, old, new in (
+            ("durable", self.durable, durable),
+            ("auto_delete", self.auto_delete, auto_delete),
+        ):
+            if old != new:
+                return f"inequivalent arg '{flag}' for queue '{self.name}'"
+        return argument_mismatch(self.name, self.arguments, arguments)
 
     # ----------------------------------------------------------------- messages in and out
 
     def enqueue(self, message: StoredMessage, ttl: float | None) -> None:
         """Take a routed message; ``ttl`` is the message's own, if it has one."""
-        ttls = [t for t in (self.ttl, ttl) if t is not None]
-        if ttls:
-            message.deadline = time.monotonic() + min(ttls)
+        self.expiry.start(message, self.ttl, ttl)
         bisect.insort(self.ready, message, key=_seq)
         self.dispatch()
         if self.ready and self.ready[-1] is message:  # newest, so last; unless delivered
-            self._arm_timer(message)
+            self.expiry.watch(message)
+        self.changes.fire()
 
-    def requeue(self, message: StoredMessage) -> None:
-        """Put back a message that was delivered and not acked (nack, reject, channel closed)."""
-        if self.deleted:
-            return
+    def hold(self) -> None:
+        """A receiver took a delivery of this queue and holds it until it settles it."""
+        self.unacked += 1
+
+    def settle(self, message: StoredMessage, outcome: Outcome) -> None:
+        """A receiver settled a delivery it held; the caller then :meth:`resume` s the queue."""
+        self.unacked -= 1
+        if not self.deleted and outcome is Outcome.REQUEUE:
+            self._requeue(message)
+        elif not self.deleted and outcome is Outcome.REJECT:
+            self.on_dead(self, message, REJECTED)
+        self.changes.fire()
+
+    def _requeue(self, message: StoredMessage) -> None:
         message.redelivered = True
         message.returns += 1
         limit = self.delivery_limit
         if limit is not None and message.returns > limit:
             self.on_dead(self, message, DELIVERY_LIMIT)
-            return
-        if message.deadline is not None and message.deadline <= time.monotonic():
+        elif self.expiry.expired(message):
             self.on_dead(self, message, EXPIRED)
-            return
-        bisect.insort(self.ready, message, key=_seq)
-        self._arm_timer(message)  # the caller dispatches, once for all it gave back
-
-    def reject(self, message: StoredMessage) -> None:
-        """Dead-letter a message a consumer rejected without requeue."""
-        if not self.deleted:
-            self.on_dead(self, message, REJECTED)
+        else:
+            bisect.insort(self.ready, message, key=_seq)
+            self.expiry.watch(message)
 
     def take(self) -> StoredMessage | None:
         """Remove and return the next ready message (``basic.get``)."""
@@ -177,6 +174,7 @@ class MemoryQueue:
             return None
         message = self.ready.pop(0)
         message.cancel_timer()
+        self.changes.fire()
         return message
 
     def purge(self) -> int:
@@ -185,19 +183,43 @@ class MemoryQueue:
         for message in self.ready:
             message.cancel_timer()
         self.ready.clear()
+        self.changes.fire()
         return count
 
-    # ------------------------------------------------------------------- consumers, expiry
+    # ------------------------------------------------------------------------ consumers
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        """A new consumer, which gets what is ready at once."""
+        self.consumers.append(consumer)
+        self.dispatch()
+        self.changes.fire()
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        """A consumer stopped; what it holds unacked stays so until its channel settles it."""
+        if consumer in self.consumers:
+            self.consumers.remove(consumer)
+            self.changes.fire()
+
+    def resume(self) -> None:
+        """Expire what is due and deliver what consumers can take now (after a settle or a
+        ``basic.qos`` gave them room)."""
+        if not self.deleted:
+            self.expire_due()
+            self.dispatch()
 
     def dispatch(self) -> None:
         """Deliver ready messages to consumers that can take them, round-robin."""
+        delivered = False
         while self.ready and self.consumers:
             consumer = self._next_consumer()
             if consumer is None:
-                return
+                break
             message = self.ready.pop(0)
             message.cancel_timer()
             consumer.receiver.receive(consumer, self, message)
+            delivered = True
+        if delivered:
+            self.changes.fire()
 
     def _next_consumer(self) -> Consumer | None:
         count = len(self.consumers)
@@ -209,40 +231,19 @@ class MemoryQueue:
                 return consumer
         return None
 
+    # --------------------------------------------------------------------------- expiry
+
     def expire_due(self) -> None:
         """Dead-letter (or drop) every ready message whose TTL has run out."""
-        now = time.monotonic()
-        if self._next_deadline is None or self._next_deadline > now:
+        due = self.expiry.due(self.ready)
+        if not due:
             return
-        due = [m for m in self.ready if m.deadline is not None and m.deadline <= now]
         for message in due:
             self.ready.remove(message)
             message.cancel_timer()
-        deadlines = [m.deadline for m in self.ready if m.deadline is not None]
-        self._next_deadline = min(deadlines, default=None)
         for message in due:
             self.on_dead(self, message, EXPIRED)
-
-    def _arm_timer(self, message: StoredMessage) -> None:
-        """Expire ``message`` (which is ready) when its deadline comes."""
-        if message.deadline is None:
-            return
-        if self._next_deadline is None or message.deadline < self._next_deadline:
-            self._next_deadline = message.deadline
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop: expired lazily, when the queue is next looked at
-        delay = max(0.0, message.deadline - time.monotonic())
-        message.timer = loop.call_later(delay, self._deadline_reached, message)
-
-    def _deadline_reached(self, message: StoredMessage) -> None:
-        # A message leaving the ready list cancels its timer, so this one is still ready.
-        message.timer = None
-        if message.deadline is not None and message.deadline > time.monotonic():
-            self._arm_timer(message)  # the loop's clock fired a little early
-        else:
-            self.expire_due()
+        self.changes.fire()
 
     def close(self) -> None:
         """The queue is deleted: forget its messages and timers."""

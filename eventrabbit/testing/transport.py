@@ -1,102 +1,26 @@
-"""The in-memory connection: what eventrabbit's ``open_connection`` returns for ``memory://``.
+"""``memory://`` as an eventrabbit transport, and ``amqp://`` sent to memory for a while.
 
-:func:`connect_memory` is the whole seam: eventrabbit's connection module calls it for
-``memory://`` URLs, and everything above it — consumers, the publisher, RPC calls — runs
-unchanged on the :class:`MemoryConnection` and its channels, which implement the part of
-aiormq's ``Connection``/``Channel`` API that eventrabbit uses.
+eventrabbit opens every connection through the transport its URL's scheme is registered
+with (:func:`eventrabbit.connection.register_transport`). Importing
+:mod:`eventrabbit.testing` registers :func:`connect_memory` for ``memory``; everything above
+the connection — consumers, the publisher, RPC calls — then runs unchanged on the
+:class:`~.connection.MemoryConnection` and its channels. :func:`redirect_amqp` registers a
+transport to one broker for ``amqp`` and ``amqps`` and puts the previous ones back after.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
+from collections.abc import Iterator
 from typing import cast
 
 import aiormq.abc
-from yarl import URL
 
-from .broker import MemoryBroker, get_broker
-from .channel import MemoryChannel
-from .lifecycle import Closable
-
-
-class MemoryConnection(Closable):
-    """A connection to a :class:`~eventrabbit.testing.MemoryBroker`."""
-
-    #: Like RabbitMQ: every channel may be put in confirm mode.
-    publisher_confirms = True
-
-    def __init__(self, broker: MemoryBroker, url: str) -> None:
-        super().__init__(asyncio.get_running_loop())
-        self.broker = broker
-        self.url = URL(url)
-        self.channels: dict[int, MemoryChannel] = {}
-        self._numbers = itertools.count(1)
-
-    def __str__(self) -> str:
-        return str(self.url)
-
-    def __repr__(self) -> str:
-        return f'<MemoryConnection: "{self.url}">'
-
-    @property
-    def is_opened(self) -> bool:
-        """Whether the connection is open (aiormq's name for ``not is_closed``)."""
-        return not self.is_closed
-
-    @property
-    def loop_is_closed(self) -> bool:
-        """Whether the event loop this connection was opened on is closed."""
-        return self.loop.is_closed()
-
-    async def channel(
-        self,
-        channel_number: int | None = None,
-        publisher_confirms: bool = True,
-        frame_buffer_size: int | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (aiormq's signature; nothing waits)
-        on_return_raises: bool = True,
-    ) -> MemoryChannel:
-        """Open a channel; ``publisher_confirms`` makes ``basic_publish`` return a confirm.
-
-        :raises RuntimeError: the connection is closed (as aiormq).
-        """
-        if self.is_closed:
-            raise RuntimeError(f"{self!r} closed")
-        number = channel_number or next(self._numbers)
-        channel = MemoryChannel(
-            self, number, publisher_confirms=publisher_confirms, on_return_raises=on_return_raises
-        )
-        self.channels[number] = channel
-        return channel
-
-    def forget_channel(self, channel: MemoryChannel) -> None:
-        """A channel closed."""
-        if self.channels.get(channel.number) is channel:
-            del self.channels[channel.number]
-
-    def shutdown(self, reason: BaseException) -> None:
-        """Close now, with every channel, for ``reason`` (e.g. the broker dropped it)."""
-        if not self._mark_closed(reason):
-            return
-        for channel in list(self.channels.values()):
-            channel.shutdown(reason)
-        self.broker.forget_connection(self)
-
-    async def close(
-        self,
-        exc: BaseException | type[BaseException] | None = asyncio.CancelledError,
-        timeout: float | None = None,  # noqa: ASYNC109 (aiormq's signature)
-    ) -> None:
-        """Close the connection and its channels; waits for their callback tasks to end."""
-        if self.is_closed:
-            return
-        reason = exc() if isinstance(exc, type) else exc
-        channels = list(self.channels.values())
-        tasks = [task for channel in channels for task in channel.pending_tasks()]
-        self.shutdown(reason or asyncio.CancelledError())
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+from ..connection import AMQP_SCHEMES, Transport, register_transport
+from .broker import MemoryBroker
+from .brokers import get_broker
+from .connection import MemoryConnection
 
 
 async def connect_memory(url: str) -> aiormq.abc.AbstractConnection:
@@ -105,8 +29,33 @@ async def connect_memory(url: str) -> aiormq.abc.AbstractConnection:
     Typed as aiormq's connection: it implements the part of that API eventrabbit uses.
     """
     broker = get_broker(url)
-    broker.prune()
+    broker.connections.prune()
     connection = MemoryConnection(broker, url)
     broker.connections.add(connection)
     await asyncio.sleep(0)  # connecting is I/O
     return cast(aiormq.abc.AbstractConnection, connection)
+
+
+@contextlib.contextmanager
+def redirect_amqp(broker: MemoryBroker | None = None) -> Iterator[MemoryBroker]:
+    """Send every ``amqp://``/``amqps://`` connection eventrabbit opens to ``broker``.
+
+    For services whose ``events, handle`` are built at import time with a real broker's
+    URL: inside the block they run on the in-memory broker instead (connections opened
+    before the block keep going where they went). ``memory://`` URLs are left alone.
+
+    :param broker: default: the ``memory://`` broker.
+    """
+    target = broker or get_broker()
+
+    async def to_target(url: str) -> aiormq.abc.AbstractConnection:
+        return await connect_memory(target.url)
+
+    replaced: dict[str, Transport | None] = {
+        scheme: register_transport(scheme, to_target) for scheme in AMQP_SCHEMES
+    }
+    try:
+        yield target
+    finally:
+        for scheme, transport in replaced.items():
+            register_transport(scheme, transport)

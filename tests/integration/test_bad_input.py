@@ -21,13 +21,12 @@ import aiormq.abc
 import orjson
 import pytest
 import pytest_asyncio
-from aiormq import spec
 
 from eventrabbit import RetryConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
 from eventrabbit.connection import open_connection
 from tests.conftest import Names
-from tests.helpers import collect, publish_raw, queue_depth, until_consumed, wait_for
+from tests.helpers import Calls, collect, publish_raw, queue_depth
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -95,7 +94,7 @@ class Service:
     queue: str
     channel: Channel
     #: Tokens the GOOD handler was called with, in order.
-    calls: list[str] = field(default_factory=list)
+    calls: Calls[str] = field(default_factory=Calls)
 
     @property
     def dlq(self) -> str:
@@ -116,12 +115,13 @@ async def service(module_broker_url: str) -> AsyncIterator[Service]:
 
     @events.consumer("GOOD")
     async def good(token: str, amount: int, note: str = "") -> dict[str, str]:
-        svc.calls.append(token)
+        svc.calls.add(token)
         return {"token": token}
 
-    task = asyncio.create_task(handle.consume(ConsumeChannel(url=url, queue_name=queue)))
+    target = ConsumeChannel(url=url, queue_name=queue)
+    task = asyncio.create_task(handle.consume(target))
     try:
-        await until_consumed(task, channel, queue)
+        await handle.ready(target)
         yield svc
         assert not task.done(), "consume ended during the module"
     finally:
@@ -135,17 +135,14 @@ async def service(module_broker_url: str) -> AsyncIterator[Service]:
 async def dead_letter_of(
     channel: Channel, dlq: str, message_id: str
 ) -> aiormq.abc.DeliveredMessage:
-    """Take messages from ``dlq`` until the one with ``message_id`` (others are strays)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEAD_LETTER_TIMEOUT
-    while loop.time() < deadline:
-        message = await channel.basic_get(dlq, no_ack=True)
-        if isinstance(message.delivery, spec.Basic.GetOk):
-            if message.header.properties.message_id == message_id:
-                return message
-            continue
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"message {message_id} not dead-lettered within {DEAD_LETTER_TIMEOUT} s")
+    """The next dead letter, which must be the message with ``message_id``."""
+    [message] = await collect(channel, dlq, 1, timeout=DEAD_LETTER_TIMEOUT)
+    assert message.header.properties.message_id == message_id
+    return message
+
+
+async def handled(service: Service, token: str) -> None:
+    await service.calls.until(lambda calls: token in calls, f"GOOD with token {token}")
 
 
 @pytest.mark.parametrize(
@@ -156,6 +153,7 @@ async def test_bad_body_is_dead_lettered_at_once_and_the_consumer_goes_on(
     service: Service, body: bytes, fragments: tuple[str, ...]
 ) -> None:
     channel = service.channel
+    await channel.queue_purge(service.dlq)  # what an earlier failed test may have left
     calls_before = len(service.calls)
     message_id = f"bad-{uuid.uuid4().hex}"
     token = f"good-{uuid.uuid4().hex}"
@@ -171,11 +169,9 @@ async def test_bad_body_is_dead_lettered_at_once_and_the_consumer_goes_on(
     await publish_raw(channel, good_event(token), service.queue)
 
     dead = await dead_letter_of(channel, service.dlq, message_id)
-    await wait_for(
-        lambda: token in service.calls, timeout=5, message="the good message after the bad one"
-    )
+    await handled(service, token)  # the good message after the bad one
 
-    assert service.calls[calls_before:] == [token], "the handler saw the bad message"
+    assert service.calls.values[calls_before:] == [token], "the handler saw the bad message"
     assert dead.body == body, "the dead letter's body differs from what was published"
     assert dead.header.properties.content_type == "application/json"
     headers = dict(dead.header.properties.headers or {})
@@ -194,11 +190,12 @@ async def test_bad_body_is_dead_lettered_at_once_and_the_consumer_goes_on(
 async def test_a_body_of_exactly_max_body_size_is_handled(service: Service) -> None:
     token = f"big-{uuid.uuid4().hex}"
     await publish_raw(service.channel, padded_event(4 * 1024 * 1024, token), service.queue)
-    await wait_for(lambda: token in service.calls, timeout=5, message="the 4 MiB event")
+    await handled(service, token)
 
 
 async def test_a_bad_request_gets_an_invalid_message_error_reply(service: Service) -> None:
     channel = service.channel
+    await channel.queue_purge(service.dlq)
     reply_queue = (await channel.queue_declare("", exclusive=True)).queue
     assert reply_queue
     message_id = f"bad-{uuid.uuid4().hex}"

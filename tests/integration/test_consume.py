@@ -7,7 +7,6 @@ Every clause is observed on the wire through the raw aiormq client (``amqp_chann
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import aio_pika
@@ -16,20 +15,18 @@ import aiormq.abc
 import orjson
 import pytest
 
-from eventrabbit import ExchangeType, QueueConfig, RetryConfig
-from eventrabbit.common import ConsumeChannel
+from eventrabbit import ExchangeType, Handle, QueueConfig, RetryConfig
 from tests.conftest import Names, Services
 from tests.helpers import (
+    Calls,
+    collect,
     consumer_count,
-    depth_is,
     event,
-    get_one,
+    named,
     named_connections,
     publish_raw,
     queue_depth,
     rabbitmqctl,
-    until_consumed,
-    wait_for,
 )
 
 Channel = aiormq.abc.AbstractChannel
@@ -68,9 +65,7 @@ async def assert_durable_exchange(channel: Channel, exchange: str, exchange_type
 # --------------------------------------------------------------------------- dispatch
 
 
-async def test_consumer_gets_data_keys_as_kwargs(
-    services: Services, names: Names, amqp_channel: Channel, broker_url: str
-) -> None:
+async def test_consumer_gets_data_keys_as_kwargs(services: Services, amqp_channel: Channel) -> None:
     events, handle = services.build()
     got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -78,17 +73,17 @@ async def test_consumer_gets_data_keys_as_kwargs(
     async def on_user_created(user_id: int, name: str, tags: list[str] | None = None) -> None:
         await got.put({"user_id": user_id, "name": name, "tags": tags})
 
-    queue = names.queue()
-    await services.consume(handle, ConsumeChannel(url=broker_url, queue_name=queue), amqp_channel)
+    target = services.target()
+    await services.consume(handle, target)
     data = {"user_id": 7, "name": "Ann", "tags": ["a", "b"]}
-    await publish_raw(amqp_channel, event("USER_CREATED", data), queue)
+    await publish_raw(amqp_channel, event("USER_CREATED", data), target.queue_name)
 
     async with asyncio.timeout(5):
         assert await got.get() == data
-    await assert_durable_queue(amqp_channel, queue)
+    await assert_durable_queue(amqp_channel, target.queue_name)
     await handle.close()
     # An unacked delivery would be back in the queue once the consumer's channel closed.
-    assert await queue_depth(amqp_channel, queue) == 0
+    assert await queue_depth(amqp_channel, target.queue_name) == 0
     assert got.empty()
 
 
@@ -99,16 +94,8 @@ EXCHANGE_TYPE_FORMS = {
 }
 
 
-@pytest.mark.parametrize("form", sorted(EXCHANGE_TYPE_FORMS))
-@pytest.mark.parametrize("exchange_type", ["fanout", "direct", "topic"])
-async def test_exchange_declared_durable_and_bound(
-    services: Services,
-    names: Names,
-    amqp_channel: Channel,
-    broker_url: str,
-    exchange_type: str,
-    form: str,
-) -> None:
+def pings(services: Services) -> tuple[Handle, asyncio.Queue[int]]:
+    """A service whose PING handler puts ``n`` on the returned queue."""
     events, handle = services.build()
     got: asyncio.Queue[int] = asyncio.Queue()
 
@@ -116,14 +103,21 @@ async def test_exchange_declared_durable_and_bound(
     async def ping(n: int) -> None:
         await got.put(n)
 
-    queue, exchange = names.queue(), names.exchange()
-    target = ConsumeChannel(
-        url=broker_url,
-        queue_name=queue,
-        exchange_name=exchange,
-        exchange_type=EXCHANGE_TYPE_FORMS[form](exchange_type),
+    return handle, got
+
+
+@pytest.mark.parametrize("form", sorted(EXCHANGE_TYPE_FORMS))
+@pytest.mark.parametrize("exchange_type", ["fanout", "direct", "topic"])
+async def test_exchange_declared_durable_and_bound(
+    services: Services, names: Names, amqp_channel: Channel, exchange_type: str, form: str
+) -> None:
+    handle, got = pings(services)
+    exchange = names.exchange()
+    target = services.target(
+        exchange_name=exchange, exchange_type=EXCHANGE_TYPE_FORMS[form](exchange_type)
     )
-    await services.consume(handle, target, amqp_channel)
+    queue = target.queue_name
+    await services.consume(handle, target)
 
     await assert_durable_exchange(amqp_channel, exchange, exchange_type)
     await assert_durable_queue(amqp_channel, queue)
@@ -140,42 +134,26 @@ async def test_exchange_declared_durable_and_bound(
 
 @pytest.mark.parametrize("exchange_type", ["direct", "topic"])
 async def test_explicit_binding_keys(
-    services: Services,
-    names: Names,
-    amqp_channel: Channel,
-    broker_url: str,
-    exchange_type: str,
+    services: Services, names: Names, amqp_channel: Channel, exchange_type: str
 ) -> None:
-    events, handle = services.build()
-    got: asyncio.Queue[int] = asyncio.Queue()
-
-    @events.consumer(action="PING")
-    async def ping(n: int) -> None:
-        await got.put(n)
-
-    queue, exchange = names.queue(), names.exchange()
+    handle, got = pings(services)
+    exchange = names.exchange()
     keys = ("order.created", "invoice.#") if exchange_type == "topic" else ("k1", "k2")
-    target = ConsumeChannel(
-        url=broker_url,
-        queue_name=queue,
-        exchange_name=exchange,
-        exchange_type=exchange_type,
-        binding_keys=keys,
-    )
-    await services.consume(handle, target, amqp_channel)
+    target = services.target(exchange_name=exchange, exchange_type=exchange_type, binding_keys=keys)
+    await services.consume(handle, target)
 
     for n, key in enumerate(keys):
         routing_key = "invoice.a.b" if key == "invoice.#" else key
         assert await routed(amqp_channel, exchange, routing_key, event("PING", {"n": n}))
     # The explicit keys replace the queue-name default.
-    assert not await routed(amqp_channel, exchange, queue, event("PING", {"n": 99}))
+    assert not await routed(amqp_channel, exchange, target.queue_name, event("PING", {"n": 99}))
     async with asyncio.timeout(5):
         assert sorted([await got.get() for _ in keys]) == list(range(len(keys)))
 
 
 @pytest.mark.real_broker  # lists the bindings with rabbitmqctl
 async def test_exchange_type_without_exchange_name_binds_nothing(
-    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, amqp_channel: Channel
 ) -> None:
     """The seed's ``tracker_info`` queue: a type, no exchange name."""
     events, handle = services.build()
@@ -185,11 +163,9 @@ async def test_exchange_type_without_exchange_name_binds_nothing(
     async def trackers_info(b: str) -> None:
         await got.put(b)
 
-    queue = names.queue("tracker_info")
-    target = ConsumeChannel(
-        url=broker_url, queue_name=queue, exchange_type=aio_pika.ExchangeType.DIRECT
-    )
-    await services.consume(handle, target, amqp_channel)
+    target = services.target("tracker_info", exchange_type=aio_pika.ExchangeType.DIRECT)
+    queue = target.queue_name
+    await services.consume(handle, target)
 
     out = await rabbitmqctl(
         "list_bindings", "--no-table-headers", "source_name", "destination_name", "routing_key"
@@ -211,8 +187,7 @@ async def test_exchange_type_without_exchange_name_binds_nothing(
 async def test_consumers_of_one_url_share_one_connection(
     services: Services, names: Names, amqp_channel: Channel, broker_url: str
 ) -> None:
-    connection_name = f"test-shared-{uuid.uuid4().hex[:8]}"
-    url = f"{broker_url}?name={connection_name}"
+    url, connection_name = named(broker_url, "shared")
     events, handle = services.build()
     got: asyncio.Queue[str] = asyncio.Queue()
 
@@ -220,40 +195,35 @@ async def test_consumers_of_one_url_share_one_connection(
     async def ping(q: str) -> None:
         await got.put(q)
 
-    first, second = names.queue(), names.queue()
     exchange = names.exchange()
-    targets = [
-        ConsumeChannel(url=url, queue_name=first, exchange_name=exchange, exchange_type="fanout"),
-        ConsumeChannel(url=url, queue_name=second),
-    ]
-    task = services.track(asyncio.gather(*(handle.consume(t) for t in targets)))
-    await until_consumed(task, amqp_channel, first)
-    await until_consumed(task, amqp_channel, second)
+    first = services.target(url=url, exchange_name=exchange, exchange_type="fanout")
+    second = services.target(url=url)
+    tasks = [services.start(handle, first), services.start(handle, second)]
+    await handle.ready(first, second)
 
     assert handle.connection_count == 1
     connections = await named_connections(connection_name)
     assert len(connections) == 1, connections
     assert connections[0][1] == 2  # a channel per queue
     await publish_raw(amqp_channel, event("PING", {"q": "first"}), "", exchange=exchange)
-    await publish_raw(amqp_channel, event("PING", {"q": "second"}), second)
+    await publish_raw(amqp_channel, event("PING", {"q": "second"}), second.queue_name)
     async with asyncio.timeout(5):
         assert sorted([await got.get(), await got.get()]) == ["first", "second"]
-    assert not task.done()
+    assert not any(task.done() for task in tasks)
 
 
 # --------------------------------------------------------------------------- concurrency
 
 
 async def test_handlers_run_concurrently_up_to_prefetch_count(
-    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, amqp_channel: Channel
 ) -> None:
     events, handle = services.build(queue_config=QueueConfig(prefetch_count=3))
     release = services.gate()
     running = 0
     most = 0
-    finished: list[int] = []
+    finished: Calls[int] = Calls()
     three_running = asyncio.Event()
-    more_than_three = asyncio.Event()
 
     @events.consumer(action="WORK")
     async def work(n: int) -> None:
@@ -262,35 +232,35 @@ async def test_handlers_run_concurrently_up_to_prefetch_count(
         most = max(most, running)
         if running == 3:
             three_running.set()
-        if running > 3:
-            more_than_three.set()
         try:
             await release.wait()
         finally:
             running -= 1
-        finished.append(n)
+        finished.add(n)
 
-    queue = names.queue()
-    await services.consume(handle, ConsumeChannel(url=broker_url, queue_name=queue), amqp_channel)
+    target = services.target()
+    queue = target.queue_name
+    await services.consume(handle, target)
     for n in range(10):
         await publish_raw(amqp_channel, event("WORK", {"n": n}), queue)
 
     await asyncio.wait_for(three_running.wait(), timeout=5)
-    assert await queue_depth(amqp_channel, queue) == 7
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(more_than_three.wait(), timeout=0.3)
-    assert running == 3
-    assert await queue_depth(amqp_channel, queue) == 7
+    # A second consumer on the queue gets what the broker holds back from eventrabbit's: all
+    # seven others. Had eventrabbit's consumer taken more than its prefetch, fewer would come.
+    held_back = await collect(amqp_channel, queue, 7)
+    assert sorted(orjson.loads(m.body)["data"]["n"] for m in held_back) == list(range(3, 10))
+    # All ten are accounted for: no fourth handler can have started, or ever start.
+    assert (running, most) == (3, 3)
 
     release.set()
-    await wait_for(lambda: len(finished) == 10, timeout=5, message="all 10 handled")
+    assert sorted(await finished.count(3)) == [0, 1, 2]
+    await handle.close()
     assert most == 3
-    assert sorted(finished) == list(range(10))
-    await wait_for(depth_is(amqp_channel, queue, 0), timeout=5)
+    assert await queue_depth(amqp_channel, queue) == 0  # the three were acked
 
 
 async def test_message_unacked_while_handler_runs_comes_back_on_close(
-    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, amqp_channel: Channel
 ) -> None:
     events, handle = services.build(queue_config=QueueConfig(grace_timeout=0.2))
     started = asyncio.Event()
@@ -301,48 +271,46 @@ async def test_message_unacked_while_handler_runs_comes_back_on_close(
         started.set()
         await release.wait()
 
-    queue = names.queue()
-    await services.consume(handle, ConsumeChannel(url=broker_url, queue_name=queue), amqp_channel)
+    target = services.target()
+    queue = target.queue_name
+    await services.consume(handle, target)
     await publish_raw(amqp_channel, event("SLOW", {}), queue)
     await asyncio.wait_for(started.wait(), timeout=5)
 
     assert await queue_depth(amqp_channel, queue) == 0  # delivered, not acked
     await asyncio.wait_for(handle.close(), timeout=5)  # grace 0.2 s: the handler is cut off
-    message = await get_one(amqp_channel, queue, timeout=5)
+    [message] = await collect(amqp_channel, queue, 1)
     assert message.delivery.redelivered  # type: ignore[union-attr]
     assert orjson.loads(message.body) == {"action": "SLOW", "data": {}}
 
 
 @pytest.mark.real_broker  # rabbitmqctl closes the connection
 async def test_message_unacked_while_handler_runs_redelivered_after_connection_loss(
-    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, amqp_channel: Channel, broker_url: str
 ) -> None:
-    connection_name = f"test-lost-{uuid.uuid4().hex[:8]}"
+    url, connection_name = named(broker_url, "lost")
     events, handle = services.build()
-    started = asyncio.Event()
     release = services.gate()
-    calls = 0
+    calls: Calls[None] = Calls()
 
     @events.consumer(action="SLOW")
     async def slow() -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            started.set()
+        calls.add(None)
+        if len(calls) == 1:
             await release.wait()
 
-    queue = names.queue()
-    target = ConsumeChannel(url=f"{broker_url}?name={connection_name}", queue_name=queue)
-    task = await services.consume(handle, target, amqp_channel)
+    target = services.target(url=url)
+    queue = target.queue_name
+    task = await services.consume(handle, target)
     await publish_raw(amqp_channel, event("SLOW", {}), queue)
-    await asyncio.wait_for(started.wait(), timeout=5)
+    await calls.count(1)
     assert await queue_depth(amqp_channel, queue) == 0
 
     [(pid, _)] = await named_connections(connection_name)
     await rabbitmqctl("close_connection", pid, "test: connection lost")
 
     # The broker requeues the unacked delivery; the reconnected consumer handles it again.
-    await wait_for(lambda: calls == 2, timeout=8, message="redelivered to a new consumer")
+    await calls.count(2)
     assert not task.done()
     release.set()
     await handle.close()
@@ -350,7 +318,7 @@ async def test_message_unacked_while_handler_runs_redelivered_after_connection_l
 
 
 async def test_handler_failures_never_end_consume(
-    services: Services, names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, amqp_channel: Channel
 ) -> None:
     events, handle = services.build(retry_config=RetryConfig(max_retries=0))
     good: asyncio.Queue[int] = asyncio.Queue()
@@ -363,21 +331,22 @@ async def test_handler_failures_never_end_consume(
     async def fine(n: int) -> None:
         await good.put(n)
 
-    queue = names.queue()
-    task = await services.consume(
-        handle, ConsumeChannel(url=broker_url, queue_name=queue), amqp_channel
-    )
+    target = services.target()
+    queue = target.queue_name
+    task = await services.consume(handle, target)
     for n in range(3):
         await publish_raw(amqp_channel, event("BOOM", {"n": n}), queue)
     await publish_raw(amqp_channel, b"not json", queue)
     await publish_raw(amqp_channel, event("NOBODY", {}), queue)
     await publish_raw(amqp_channel, event("GOOD", {"unexpected": 1}), queue)
 
-    await wait_for(depth_is(amqp_channel, f"{queue}.dlq", 6), timeout=5)
+    dead = await collect(amqp_channel, f"{queue}.dlq", 6)
+    assert len(dead) == 6
     assert not task.done()
     await publish_raw(amqp_channel, event("GOOD", {"n": 42}), queue)
     async with asyncio.timeout(5):
         assert await good.get() == 42
     assert not task.done()
+    assert handle.status()[0].consuming
     assert await consumer_count(amqp_channel, queue) == 1
     await handle.close()

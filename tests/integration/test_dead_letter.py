@@ -16,10 +16,9 @@ import aiormq
 import aiormq.abc
 import orjson
 
-from eventrabbit import RetryConfig, build_event_dependencies
-from eventrabbit.common import ConsumeChannel
-from tests.conftest import Names
-from tests.helpers import collect, event, get_one, publish_raw, queue_depth, serving, wait_for
+from eventrabbit import RetryConfig
+from tests.conftest import Services
+from tests.helpers import Calls, collect, event, publish_raw, queue_depth
 
 Channel = aiormq.abc.AbstractChannel
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -31,20 +30,25 @@ DELAY = 0.3
 
 
 class FailingService:
-    """A service whose handler for ``CHARGE`` always raises ``RuntimeError``."""
+    """A service whose handler for ``CHARGE`` always raises ``RuntimeError``, consuming a
+    fresh queue (``start``)."""
 
-    def __init__(self, broker_url: str, queue: str, error: str) -> None:
-        self.events, self.handle = build_event_dependencies(
-            broker_url,
+    def __init__(self, services: Services, prefix: str, error: str) -> None:
+        self.services = services
+        self.events, self.handle = services.build(
             retry_config=RetryConfig(max_retries=MAX_RETRIES, retry_delay_seconds=DELAY),
         )
-        self.target = ConsumeChannel(url=broker_url, queue_name=queue)
+        self.target = services.target(prefix)
+        self.queue = self.target.queue_name
         self.calls: list[int] = []
 
         @self.events.consumer("CHARGE")
         async def charge(amount: int) -> None:
             self.calls.append(amount)
             raise RuntimeError(error)
+
+    async def start(self) -> None:
+        await self.services.consume(self.handle, self.target)
 
 
 def error_reply(message: aiormq.abc.DeliveredMessage) -> dict[str, Any]:
@@ -59,31 +63,32 @@ def error_reply(message: aiormq.abc.DeliveredMessage) -> dict[str, Any]:
 
 
 async def test_exhausted_retries_dead_letter_the_message_unchanged_with_the_reason(
-    broker_url: str, amqp_channel: Channel, names: Names
+    services: Services, amqp_channel: Channel
 ) -> None:
-    queue = names.queue("dead")
-    service = FailingService(broker_url, queue, "card declined #42")
+    service = FailingService(services, "dead", "card declined #42")
+    queue = service.queue
     # Odd spacing and key order: the dead letter must be these bytes, not a re-encoding.
     body = b'{ "data" : {"amount": 250} ,  "action":"CHARGE" }'
     message_id = f"msg-{uuid.uuid4().hex}"
     correlation_id = f"corr-{uuid.uuid4().hex}"
     stamp = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
-    async with serving(service.handle, amqp_channel, service.target):
-        await publish_raw(
-            amqp_channel,
-            body,
-            queue,
-            content_type="application/json",
-            delivery_mode=2,
-            message_id=message_id,
-            correlation_id=correlation_id,
-            app_id="billing",
-            message_type="charge.requested",
-            timestamp=stamp,
-            headers={"tenant": "acme", "attempt-budget": 9},
-        )
-        dead = await get_one(amqp_channel, f"{queue}.dlq", timeout=10)
+    await service.start()
+    await publish_raw(
+        amqp_channel,
+        body,
+        queue,
+        content_type="application/json",
+        delivery_mode=2,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        app_id="billing",
+        message_type="charge.requested",
+        timestamp=stamp,
+        headers={"tenant": "acme", "attempt-budget": 9},
+    )
+    [dead] = await collect(amqp_channel, f"{queue}.dlq", 1)
+    await service.handle.close()
 
     # The handle is closed: an unacked original would be back in the queue by now.
     assert await queue_depth(amqp_channel, queue) == 0, "the original was not acked"
@@ -112,26 +117,27 @@ async def test_exhausted_retries_dead_letter_the_message_unchanged_with_the_reas
 
 
 async def test_a_request_that_fails_for_good_gets_exactly_one_error_reply(
-    broker_url: str, amqp_channel: Channel, names: Names
+    services: Services, amqp_channel: Channel
 ) -> None:
-    queue = names.queue("rpc-dead")
-    service = FailingService(broker_url, queue, "ledger unavailable")
+    service = FailingService(services, "rpc-dead", "ledger unavailable")
+    queue = service.queue
     reply_queue = (await amqp_channel.queue_declare("", exclusive=True)).queue
     assert reply_queue
     correlation_id = f"corr-{uuid.uuid4().hex}"
 
-    async with serving(service.handle, amqp_channel, service.target):
-        await publish_raw(
-            amqp_channel,
-            event("CHARGE", {"amount": 5}),
-            queue,
-            reply_to=reply_queue,
-            correlation_id=correlation_id,
-            message_id="req-1",
-        )
-        [reply] = await collect(amqp_channel, reply_queue, 1, timeout=10)
-        # The failure is final only after the retries: the reply comes with the dead letter.
-        dead = await get_one(amqp_channel, f"{queue}.dlq", timeout=5)
+    await service.start()
+    await publish_raw(
+        amqp_channel,
+        event("CHARGE", {"amount": 5}),
+        queue,
+        reply_to=reply_queue,
+        correlation_id=correlation_id,
+        message_id="req-1",
+    )
+    [reply] = await collect(amqp_channel, reply_queue, 1)
+    # The failure is final only after the retries: the reply comes with the dead letter.
+    [dead] = await collect(amqp_channel, f"{queue}.dlq", 1)
+    await service.handle.close()
 
     # Closed: every reply the service would send has been confirmed by now.
     assert await queue_depth(amqp_channel, reply_queue) == 0, "more than one reply"
@@ -145,46 +151,47 @@ async def test_a_request_that_fails_for_good_gets_exactly_one_error_reply(
 
 
 async def test_a_failed_request_over_direct_reply_to_gets_exactly_one_error_reply(
-    broker_url: str, amqp_channel: Channel, names: Names
+    services: Services, amqp_channel: Channel
 ) -> None:
-    queue = names.queue("rpc-direct")
-    service = FailingService(broker_url, queue, "fraud check failed")
-    replies: list[aiormq.abc.DeliveredMessage] = []
+    service = FailingService(services, "rpc-direct", "fraud check failed")
+    queue = service.queue
+    replies: Calls[aiormq.abc.DeliveredMessage] = Calls()
     marker_seen = asyncio.Event()
 
     async def on_reply(message: aiormq.abc.DeliveredMessage) -> None:
         if message.body == b"marker":
             marker_seen.set()
         else:
-            replies.append(message)
+            replies.add(message)
 
     # Direct reply-to: consume the pseudo-queue with no_ack and publish the request on the
     # same channel.
     await amqp_channel.basic_consume(DIRECT_REPLY_TO, on_reply, no_ack=True)
     correlation_id = f"corr-{uuid.uuid4().hex}"
 
-    async with serving(service.handle, amqp_channel, service.target):
-        await publish_raw(
-            amqp_channel,
-            event("CHARGE", {"amount": 9}),
-            queue,
-            reply_to=DIRECT_REPLY_TO,
-            correlation_id=correlation_id,
-        )
-        await wait_for(lambda: replies, timeout=10, message="a reply over direct reply-to")
-        await get_one(amqp_channel, f"{queue}.dlq", timeout=5)
+    await service.start()
+    await publish_raw(
+        amqp_channel,
+        event("CHARGE", {"amount": 9}),
+        queue,
+        reply_to=DIRECT_REPLY_TO,
+        correlation_id=correlation_id,
+    )
+    await replies.count(1)
+    await collect(amqp_channel, f"{queue}.dlq", 1)
+    await service.handle.close()
 
     # The service is closed. A marker sent to the same reply address after that arrives
     # behind any reply the service still had in transit.
-    address = replies[0].routing_key
+    address = replies.values[0].routing_key
     assert address, "the reply has no routing key"
     assert address.startswith(DIRECT_REPLY_TO + "."), address
     await publish_raw(amqp_channel, b"marker", address)
     await asyncio.wait_for(marker_seen.wait(), timeout=5)
 
-    assert len(replies) == 1, f"{len(replies)} replies: {[r.body for r in replies]}"
+    assert len(replies) == 1, f"{len(replies)} replies: {[r.body for r in replies.values]}"
     assert service.calls == [9] * (MAX_RETRIES + 1)
-    [reply] = replies
+    [reply] = replies.values
     assert reply.header.properties.correlation_id == correlation_id
     error = error_reply(reply)
     assert error["type"] == "RuntimeError"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import aiormq
@@ -10,12 +11,12 @@ import pytest
 
 from eventrabbit.connection import open_connection
 from tests.conftest import Names
-from tests.helpers import assert_absent, collect, get_one, publish_raw, queue_depth, wait_for
+from tests.helpers import Calls, assert_absent, collect, eventually, publish_raw, queue_depth
 
 Channel = aiormq.abc.AbstractChannel
 
 
-async def test_publish_get_one_and_queue_depth(amqp_channel: Channel, names: Names) -> None:
+async def test_publish_collect_and_queue_depth(amqp_channel: Channel, names: Names) -> None:
     queue = names.queue()
     assert queue.startswith("test.q.")
     await amqp_channel.queue_declare(queue)
@@ -25,12 +26,12 @@ async def test_publish_get_one_and_queue_depth(amqp_channel: Channel, names: Nam
     await publish_raw(amqp_channel, b"two", queue, headers={"k": "v"})
     assert await queue_depth(amqp_channel, queue) == 2
 
-    first = await get_one(amqp_channel, queue)
+    [first] = await collect(amqp_channel, queue, 1)
     assert first.body == b"one"
     assert first.header.properties.content_type == "text/plain"
     assert await queue_depth(amqp_channel, queue) == 1
 
-    second = await get_one(amqp_channel, queue)
+    [second] = await collect(amqp_channel, queue, 1)
     assert second.body == b"two"
     assert second.header.properties.headers == {"k": "v"}
     assert await queue_depth(amqp_channel, queue) == 0
@@ -51,6 +52,9 @@ async def test_publish_through_exchange_and_collect(amqp_channel: Channel, names
     assert [m.routing_key for m in messages] == ["order.0", "order.1", "order.2"]
     # collect acked exactly its 3 messages and left the others ready.
     assert await queue_depth(amqp_channel, queue) == 2
+    # Without ack it looks and leaves them where they were, in order.
+    assert [m.body for m in await collect(amqp_channel, queue, 2, ack=False)] == [b"3", b"4"]
+    assert await queue_depth(amqp_channel, queue) == 2
     assert [m.body for m in await collect(amqp_channel, queue, 2)] == [b"3", b"4"]
     assert await queue_depth(amqp_channel, queue) == 0
 
@@ -58,21 +62,21 @@ async def test_publish_through_exchange_and_collect(amqp_channel: Channel, names
 async def test_timeouts_report_and_lose_nothing(amqp_channel: Channel, names: Names) -> None:
     queue = names.queue()
     await amqp_channel.queue_declare(queue)
-    with pytest.raises(AssertionError, match="no message arrived"):
-        await get_one(amqp_channel, queue, timeout=0.2)
+    with pytest.raises(AssertionError, match=r"expected 1 message.*0 arrived"):
+        await collect(amqp_channel, queue, 1, timeout=0.2)
 
     await publish_raw(amqp_channel, b"only", queue)
     with pytest.raises(AssertionError, match=r"expected 2 message.*1 arrived"):
         await collect(amqp_channel, queue, 2, timeout=0.5)
     # The message that did arrive was requeued, not acked.
     assert await queue_depth(amqp_channel, queue) == 1
-    assert (await get_one(amqp_channel, queue)).body == b"only"
+    assert [m.body for m in await collect(amqp_channel, queue, 1)] == [b"only"]
 
     with pytest.raises(AssertionError, match="never"):
-        await wait_for(lambda: False, timeout=0.1, message="never")
+        await eventually(lambda: False, what="never", timeout=0.1)
 
 
-async def test_wait_for_accepts_async_predicates(amqp_channel: Channel, names: Names) -> None:
+async def test_eventually_accepts_async_checks(amqp_channel: Channel, names: Names) -> None:
     queue = names.queue()
     await amqp_channel.queue_declare(queue)
     await publish_raw(amqp_channel, b"x", queue)
@@ -80,7 +84,20 @@ async def test_wait_for_accepts_async_predicates(amqp_channel: Channel, names: N
     async def has_message() -> int:
         return await queue_depth(amqp_channel, queue)
 
-    assert await wait_for(has_message) == 1
+    assert await eventually(has_message, what="a message") == 1
+
+
+async def test_calls_wake_their_waiters() -> None:
+    calls: Calls[int] = Calls()
+    waiting = asyncio.create_task(calls.count(2))
+    calls.add(1)
+    await asyncio.sleep(0)  # the waiter looks, and waits again
+    assert not waiting.done()
+    calls.add(2)
+    assert await asyncio.wait_for(waiting, timeout=5) == [1, 2]
+    assert await calls.until(lambda values: 2 in values, "2 added") == [1, 2]
+    with pytest.raises(AssertionError, match=r"a third call.*\[1, 2\]"):
+        await calls.until(lambda values: len(values) > 2, "a third call", timeout=0.1)
 
 
 async def test_queue_depth_of_missing_queue_keeps_channel_usable(

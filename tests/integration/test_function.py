@@ -2,50 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiormq.abc
 import orjson
 import pytest
 
-from eventrabbit import build_event_dependencies
-from eventrabbit.common import ConsumeChannel
-from tests.conftest import Names
-from tests.helpers import event, get_one, publish_raw, queue_depth, until_consumed
+from eventrabbit import Events, Handle
+from tests.conftest import Names, Services
+from tests.helpers import collect, event, publish_raw, queue_depth
 
 Channel = aiormq.abc.AbstractChannel
 
 
+@dataclass
 class Service:
-    """One ``events, handle`` pair whose consumers are stopped at teardown."""
+    """One ``events, handle`` pair on the broker under test (``services`` stops it)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.events, self.handle = build_event_dependencies(url)
-        self.tasks: list[asyncio.Task[None]] = []
+    services: Services
+    events: Events
+    handle: Handle
 
-    async def consume(self, probe: Channel, queue: str, **channel: Any) -> asyncio.Task[None]:
-        target = ConsumeChannel(url=self.url, queue_name=queue, **channel)
-        task = asyncio.create_task(self.handle.consume(target))
-        self.tasks.append(task)
-        await until_consumed(task, probe, queue)
-        return task
-
-    async def aclose(self) -> None:
-        async with asyncio.timeout(30):
-            await self.handle.close()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+    async def consume(self) -> str:
+        """Consume a fresh queue; its name once consuming."""
+        target = self.services.target()
+        await self.services.consume(self.handle, target)
+        return target.queue_name
 
 
 @pytest.fixture
-async def service(broker_url: str, names: Names) -> AsyncIterator[Service]:
-    service = Service(broker_url)
-    try:
-        yield service
-    finally:
-        await service.aclose()
+def service(services: Services) -> Service:
+    return Service(services, *services.build())
 
 
 async def observed_exchange(
@@ -70,11 +58,10 @@ async def test_result_published_as_action_reply(
         calls.append({"user_id": user_id, "email": email})
         return {"user_id": user_id, "email": email, "status": "sent"}
 
-    queue = names.queue()
-    await service.consume(amqp_channel, queue)
+    queue = await service.consume()
     await publish_raw(amqp_channel, event("SEND_EMAIL", {"user_id": 3, "email": "a@b.c"}), queue)
 
-    message = await get_one(amqp_channel, observer, timeout=5)
+    [message] = await collect(amqp_channel, observer, 1)
     assert orjson.loads(message.body) == {
         "action": "EMAIL_SENT",
         "data": {"user_id": 3, "email": "a@b.c", "status": "sent"},
@@ -97,11 +84,10 @@ async def test_action_reply_defaults_to_action(
     async def recalc(n: int) -> dict[str, int]:
         return {"n": n * 2}
 
-    queue = names.queue()
-    await service.consume(amqp_channel, queue)
+    queue = await service.consume()
     await publish_raw(amqp_channel, event("RECALC", {"n": 21}), queue)
 
-    message = await get_one(amqp_channel, observer, timeout=5)
+    [message] = await collect(amqp_channel, observer, 1)
     assert orjson.loads(message.body) == {"action": "RECALC", "data": {"n": 42}}
 
 
@@ -116,11 +102,10 @@ async def test_key_is_the_routing_key(
     async def send(to: str) -> dict[str, str]:
         return {"to": to}
 
-    queue = names.queue()
-    await service.consume(amqp_channel, queue)
+    queue = await service.consume()
     await publish_raw(amqp_channel, event("SEND", {"to": "x"}), queue)
 
-    message = await get_one(amqp_channel, observer, timeout=5)
+    [message] = await collect(amqp_channel, observer, 1)
     assert message.routing_key == "emails.sent"
     assert orjson.loads(message.body) == {"action": "SENT", "data": {"to": "x"}}
 
@@ -139,11 +124,10 @@ async def test_any_json_result_is_published(
     async def compute() -> Any:
         return value
 
-    queue = names.queue()
-    await service.consume(amqp_channel, queue)
+    queue = await service.consume()
     await publish_raw(amqp_channel, event("COMPUTE", {}), queue)
 
-    message = await get_one(amqp_channel, observer, timeout=5)
+    [message] = await collect(amqp_channel, observer, 1)
     assert orjson.loads(message.body) == {"action": "COMPUTED", "data": value}
     await service.handle.close()
     assert await queue_depth(amqp_channel, queue) == 0
@@ -159,9 +143,9 @@ async def test_request_with_reply_to_gets_reply_and_event(
     async def add(a: int, b: int) -> int:
         return a + b
 
-    queue, reply_queue = names.queue(), names.queue("reply")
+    reply_queue = names.queue("reply")
     await amqp_channel.queue_declare(reply_queue, exclusive=True)
-    await service.consume(amqp_channel, queue)
+    queue = await service.consume()
     await publish_raw(
         amqp_channel,
         event("ADD", {"a": 2, "b": 3}),
@@ -170,8 +154,8 @@ async def test_request_with_reply_to_gets_reply_and_event(
         correlation_id="sum-1",
     )
 
-    reply = await get_one(amqp_channel, reply_queue, timeout=5)
+    [reply] = await collect(amqp_channel, reply_queue, 1)
     assert orjson.loads(reply.body) == {"data": 5}
     assert reply.header.properties.correlation_id == "sum-1"
-    published = await get_one(amqp_channel, observer, timeout=5)
+    [published] = await collect(amqp_channel, observer, 1)
     assert orjson.loads(published.body) == {"action": "ADDED", "data": 5}

@@ -17,7 +17,7 @@ import eventrabbit
 from eventrabbit.events import Events
 from eventrabbit.handle import Handle
 from tests.conftest import Names, Services
-from tests.helpers import assert_absent, collect, get_one, queue_depth
+from tests.helpers import assert_absent, collect, queue_depth
 
 Channel = aiormq.abc.AbstractChannel
 
@@ -38,7 +38,10 @@ def service(services: Services) -> tuple[Events, Handle]:
     return services.build()
 
 
-def assert_event_properties(message: aiormq.abc.DeliveredMessage) -> None:
+def assert_event_properties(
+    message: aiormq.abc.DeliveredMessage, sent: tuple[datetime, datetime]
+) -> None:
+    """eventrabbit's properties, with a timestamp taken between ``sent``'s two moments."""
     properties = message.header.properties
     assert properties.content_type == "application/json"
     assert properties.delivery_mode == 2
@@ -48,8 +51,9 @@ def assert_event_properties(message: aiormq.abc.DeliveredMessage) -> None:
     timestamp = properties.timestamp
     if timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=UTC)
-    # AMQP timestamps have a resolution of one second.
-    assert abs((datetime.now(tz=UTC) - timestamp).total_seconds()) < 5
+    # AMQP timestamps have a resolution of one second: the first moment, to the second.
+    before, after = sent
+    assert before.replace(microsecond=0) <= timestamp <= after, (before, timestamp, after)
 
 
 @pytest.mark.parametrize("key", [None, "user.created"])
@@ -63,8 +67,10 @@ async def test_return_value_published_as_event(
     async def create_user(user_id: int, name: str) -> dict[str, Any]:
         return {"user_id": user_id, "name": name}
 
+    before = datetime.now(tz=UTC)
     assert await create_user(1, name="Ann") == {"user_id": 1, "name": "Ann"}
     assert await create_user(2, name="Bob") == {"user_id": 2, "name": "Bob"}
+    sent = (before, datetime.now(tz=UTC))
 
     # The call returned after the confirm: both are in the queue already.
     assert await queue_depth(amqp_channel, queue) == 2
@@ -80,7 +86,7 @@ async def test_return_value_published_as_event(
     for message in (first, second):
         assert message.exchange == exchange
         assert message.routing_key == (key or "")
-        assert_event_properties(message)
+        assert_event_properties(message, sent)
     assert first.header.properties.message_id != second.header.properties.message_id
 
 
@@ -98,7 +104,7 @@ async def test_any_json_value_published(
         return value
 
     assert await produce() == value
-    message = await get_one(amqp_channel, queue, timeout=5)
+    [message] = await collect(amqp_channel, queue, 1)
     assert orjson.loads(message.body) == {"action": "VALUE", "data": value}
 
 
@@ -116,10 +122,12 @@ async def test_producer_on_a_method(
         async def abc(self) -> dict[str, str]:
             return {"b": self.b}
 
+    before = datetime.now(tz=UTC)
     assert await Retro("12").abc() == {"b": "12"}
-    message = await get_one(amqp_channel, queue, timeout=5)
+    sent = (before, datetime.now(tz=UTC))
+    [message] = await collect(amqp_channel, queue, 1)
     assert orjson.loads(message.body) == {"action": "TRACKERS_INFO", "data": {"b": "12"}}
-    assert_event_properties(message)
+    assert_event_properties(message, sent)
 
 
 async def test_business_exception_propagates_and_publishes_nothing(
@@ -170,7 +178,7 @@ async def test_missing_exchange_raises_publish_error_naming_it(
 
     # The failed publish closed the publisher's channel broker-side; the next one works.
     assert await found() == {"n": 2}
-    message = await get_one(amqp_channel, queue, timeout=5)
+    [message] = await collect(amqp_channel, queue, 1)
     assert orjson.loads(message.body) == {"action": "FOUND", "data": {"n": 2}}
 
 
@@ -251,7 +259,7 @@ async def test_unroutable_event_raises_when_mandatory(
     await amqp_channel.queue_declare(queue, durable=True)
     await amqp_channel.queue_bind(queue, exchange, routing_key="")
     assert await must_arrive() == {"n": 1}
-    message = await get_one(amqp_channel, queue, timeout=5)
+    [message] = await collect(amqp_channel, queue, 1)
     assert orjson.loads(message.body) == {"action": "MUST_ARRIVE", "data": {"n": 1}}
 
 

@@ -10,12 +10,9 @@ import aiormq.abc
 import orjson
 import pytest
 
-from eventrabbit import RetryConfig
-from eventrabbit.common import ConsumeChannel
-from eventrabbit.events import Events
-from eventrabbit.handle import Handle
+from eventrabbit import Events, Handle, RetryConfig
 from tests.conftest import Names, Services
-from tests.helpers import event, get_one, publish_raw, queue_depth, start_consuming
+from tests.helpers import collect, event, publish_raw, queue_depth
 
 Channel = aiormq.abc.AbstractChannel
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -39,16 +36,26 @@ def service(services: Services) -> tuple[Events, Handle]:
     return services.build(retry_config=RetryConfig(max_retries=0))
 
 
-async def consume(handle: Handle, probe: Channel, url: str, queue: str) -> asyncio.Task[None]:
-    return await start_consuming(handle, probe, ConsumeChannel(url=url, queue_name=queue))
+async def consumed_queue(services: Services, handle: Handle) -> str:
+    """A fresh queue that ``handle`` consumes; its name once consuming."""
+    target = services.target()
+    await services.consume(handle, target)
+    return target.queue_name
+
+
+async def reply_queue_of(names: Names, channel: Channel) -> str:
+    """An exclusive queue of the raw client's for replies (deleted with its connection)."""
+    queue = names.queue("reply")
+    await channel.queue_declare(queue, exclusive=True)
+    return queue
 
 
 @pytest.mark.parametrize("value", JSON_VALUES, ids=JSON_IDS)
 async def test_reply_carries_result_and_correlation_id(
     service: tuple[Events, Handle],
+    services: Services,
     names: Names,
     amqp_channel: Channel,
-    broker_url: str,
     value: Any,
 ) -> None:
     events, handle = service
@@ -57,9 +64,8 @@ async def test_reply_carries_result_and_correlation_id(
     async def get_value(request_id: str) -> Any:
         return value
 
-    queue, reply_queue = names.queue(), names.queue("reply")
-    await amqp_channel.queue_declare(reply_queue, exclusive=True)
-    await consume(handle, amqp_channel, broker_url, queue)
+    reply_queue = await reply_queue_of(names, amqp_channel)
+    queue = await consumed_queue(services, handle)
 
     correlation_id = uuid.uuid4().hex
     await publish_raw(
@@ -70,7 +76,7 @@ async def test_reply_carries_result_and_correlation_id(
         correlation_id=correlation_id,
     )
 
-    reply = await get_one(amqp_channel, reply_queue, timeout=5)
+    [reply] = await collect(amqp_channel, reply_queue, 1)
     assert orjson.loads(reply.body) == {"data": value}
     assert reply.header.properties.correlation_id == correlation_id
     assert reply.exchange == ""
@@ -82,7 +88,7 @@ async def test_reply_carries_result_and_correlation_id(
 
 
 async def test_concurrent_requests_get_their_own_replies(
-    service: tuple[Events, Handle], names: Names, amqp_channel: Channel, broker_url: str
+    service: tuple[Events, Handle], services: Services, names: Names, amqp_channel: Channel
 ) -> None:
     events, handle = service
 
@@ -90,9 +96,8 @@ async def test_concurrent_requests_get_their_own_replies(
     async def square(n: int) -> int:
         return n * n
 
-    queue, reply_queue = names.queue(), names.queue("reply")
-    await amqp_channel.queue_declare(reply_queue, exclusive=True)
-    await consume(handle, amqp_channel, broker_url, queue)
+    reply_queue = await reply_queue_of(names, amqp_channel)
+    queue = await consumed_queue(services, handle)
     for n in range(10):
         await publish_raw(
             amqp_channel,
@@ -102,10 +107,10 @@ async def test_concurrent_requests_get_their_own_replies(
             correlation_id=f"c{n}",
         )
 
-    replies = {}
-    for _ in range(10):
-        reply = await get_one(amqp_channel, reply_queue, timeout=5)
-        replies[reply.header.properties.correlation_id] = orjson.loads(reply.body)
+    replies = {
+        reply.header.properties.correlation_id: orjson.loads(reply.body)
+        for reply in await collect(amqp_channel, reply_queue, 10)
+    }
     assert replies == {f"c{n}": {"data": n * n} for n in range(10)}
 
 
@@ -120,9 +125,9 @@ async def test_concurrent_requests_get_their_own_replies(
 )
 async def test_failed_request_gets_one_error_reply(
     service: tuple[Events, Handle],
+    services: Services,
     names: Names,
     amqp_channel: Channel,
-    broker_url: str,
     action: str,
     data: dict[str, Any],
     error_type: str | None,
@@ -134,9 +139,8 @@ async def test_failed_request_gets_one_error_reply(
     async def fail(n: int) -> None:
         raise ValueError(f"no value for {n}")
 
-    queue, reply_queue = names.queue(), names.queue("reply")
-    await amqp_channel.queue_declare(reply_queue, exclusive=True)
-    await consume(handle, amqp_channel, broker_url, queue)
+    reply_queue = await reply_queue_of(names, amqp_channel)
+    queue = await consumed_queue(services, handle)
 
     correlation_id = uuid.uuid4().hex
     await publish_raw(
@@ -147,7 +151,7 @@ async def test_failed_request_gets_one_error_reply(
         correlation_id=correlation_id,
     )
 
-    reply = await get_one(amqp_channel, reply_queue, timeout=5)
+    [reply] = await collect(amqp_channel, reply_queue, 1)
     assert reply.header.properties.correlation_id == correlation_id
     body = orjson.loads(reply.body)
     assert set(body) == {"error"}
@@ -167,9 +171,8 @@ async def test_failed_request_gets_one_error_reply(
 @pytest.mark.parametrize("value", [{"ok": True}, None], ids=["dict", "null"])
 async def test_direct_reply_to(
     service: tuple[Events, Handle],
-    names: Names,
+    services: Services,
     amqp_channel: Channel,
-    broker_url: str,
     value: Any,
 ) -> None:
     events, handle = service
@@ -178,8 +181,7 @@ async def test_direct_reply_to(
     async def ping() -> Any:
         return value
 
-    queue = names.queue()
-    await consume(handle, amqp_channel, broker_url, queue)
+    queue = await consumed_queue(services, handle)
 
     replies: asyncio.Queue[aiormq.abc.DeliveredMessage] = asyncio.Queue()
 

@@ -4,46 +4,73 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import aiormq
 import aiormq.abc
 import pytest
 
 import eventrabbit
-from eventrabbit.common import ConsumeChannel
-from eventrabbit.events import Events
-from eventrabbit.handle import Handle
+from eventrabbit import ConsumeChannel, Handle
 from tests.conftest import Names, Services
-from tests.helpers import assert_absent, event, publish_raw, queue_depth, start_consuming
+from tests.helpers import assert_absent, event, publish_raw, queue_depth
 
 Channel = aiormq.abc.AbstractChannel
 # consume must raise a topology error at once, not back off and retry.
 FAIL_FAST_TIMEOUT = 5.0
 
 
-@pytest.fixture
-def service(services: Services) -> tuple[Events, Handle]:
-    return services.build()
+def pings(services: Services) -> tuple[Handle, asyncio.Queue[Any]]:
+    """A service whose PING and LEGACY handlers put what they got on the returned queue."""
+    events, handle = services.build()
+    got: asyncio.Queue[Any] = asyncio.Queue()
 
-
-async def test_existing_plain_queue_reused_and_drained(
-    service: tuple[Events, Handle], names: Names, amqp_channel: Channel, broker_url: str
-) -> None:
-    events, handle = service
-    got: asyncio.Queue[str] = asyncio.Queue()
+    @events.consumer(action="PING")
+    async def ping(n: int) -> None:
+        await got.put(n)
 
     @events.consumer(action="LEGACY")
     async def legacy(note: str) -> None:
         await got.put(note)
 
-    queue = names.queue("legacy")
+    return handle, got
+
+
+async def next_of(got: asyncio.Queue[Any]) -> Any:
+    async with asyncio.timeout(5):
+        return await got.get()
+
+
+async def consume_fails(services: Services, **channel: Any) -> pytest.ExceptionInfo[Any]:
+    """Consume a fresh queue with ``channel``'s options: a ``TopologyError`` must end it at once,
+    and ``ready()`` raises it too. The error's ``ExceptionInfo``."""
+    _, handle = services.build()
+    target = services.target(**channel)
+    task = services.start(handle, target)
+    with pytest.raises(eventrabbit.TopologyError) as info:
+        await asyncio.wait_for(task, timeout=FAIL_FAST_TIMEOUT)
+    with pytest.raises(eventrabbit.TopologyError):
+        await handle.ready(target, timeout=FAIL_FAST_TIMEOUT)
+    [status] = handle.status()
+    assert status.ended
+    assert not status.consuming
+    assert status.last_error is not None
+    assert status.last_error.startswith("TopologyError: ")
+    return info
+
+
+async def test_existing_plain_queue_reused_and_drained(
+    services: Services, amqp_channel: Channel
+) -> None:
+    handle, got = pings(services)
+    target = services.target("legacy")
+    queue = target.queue_name
     # Declared plain, as an older version of the library (or another tool) did.
     await amqp_channel.queue_declare(queue, durable=True)
     await publish_raw(amqp_channel, event("LEGACY", {"note": "waiting"}), queue)
 
-    await start_consuming(handle, amqp_channel, ConsumeChannel(url=broker_url, queue_name=queue))
-    async with asyncio.timeout(5):
-        assert await got.get() == "waiting"
+    await services.consume(handle, target)
+    assert await next_of(got) == "waiting"
     await handle.close()
     assert await queue_depth(amqp_channel, queue) == 0
     # Still plain and durable: a plain declare is equivalent, a transient one is not.
@@ -55,19 +82,13 @@ async def test_existing_plain_queue_reused_and_drained(
 
 
 async def test_queue_with_other_arguments_raises_topology_error(
-    service: tuple[Events, Handle], names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, names: Names, amqp_channel: Channel
 ) -> None:
-    events, handle = service
-
-    @events.consumer(action="ANY")
-    async def anything() -> None:
-        return None
-
     queue = names.queue("clash")
     await amqp_channel.queue_declare(queue, durable=True, arguments={"x-max-length": 5})
     await publish_raw(amqp_channel, event("ANY", {}), queue)
-
-    task = asyncio.create_task(handle.consume(ConsumeChannel(url=broker_url, queue_name=queue)))
+    _, handle = services.build()
+    task = services.start(handle, ConsumeChannel(services.url, queue))
     with pytest.raises(eventrabbit.TopologyError, match=re.escape(repr(queue))) as info:
         await asyncio.wait_for(task, timeout=FAIL_FAST_TIMEOUT)
     assert info.value.queue == queue
@@ -78,87 +99,53 @@ async def test_queue_with_other_arguments_raises_topology_error(
 
 
 async def test_missing_exchange_without_type_raises_topology_error(
-    service: tuple[Events, Handle], names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, names: Names, amqp_channel: Channel
 ) -> None:
-    _, handle = service
-    queue, exchange = names.queue(), names.exchange("missing")
-
-    task = asyncio.create_task(
-        handle.consume(ConsumeChannel(url=broker_url, queue_name=queue, exchange_name=exchange))
-    )
-    with pytest.raises(eventrabbit.TopologyError, match=re.escape(repr(exchange))) as info:
-        await asyncio.wait_for(task, timeout=FAIL_FAST_TIMEOUT)
+    exchange = names.exchange("missing")
+    info = await consume_fails(services, exchange_name=exchange)
+    assert re.search(re.escape(repr(exchange)), str(info.value))
     assert info.value.exchange == exchange
     # Checked passively: the exchange was not created.
     await assert_absent(amqp_channel, exchanges=(exchange,))
 
 
+@pytest.mark.parametrize(
+    ("exchange_type", "keys", "routing_key"),
+    [("fanout", (), "any"), ("topic", ("orders.*",), "orders.created")],
+    ids=["fanout-default-key", "topic-binding-keys"],
+)
 async def test_existing_exchange_without_type_is_used_and_bound(
-    service: tuple[Events, Handle], names: Names, amqp_channel: Channel, broker_url: str
+    services: Services,
+    names: Names,
+    amqp_channel: Channel,
+    exchange_type: str,
+    keys: tuple[str, ...],
+    routing_key: str,
 ) -> None:
-    events, handle = service
-    got: asyncio.Queue[int] = asyncio.Queue()
-
-    @events.consumer(action="PING")
-    async def ping(n: int) -> None:
-        await got.put(n)
-
-    queue, exchange = names.queue(), names.exchange("existing")
-    # Transient: an active durable declare of it would fail with 406, so a
-    # consumer that gets here checked it passively.
+    handle, got = pings(services)
+    exchange = names.exchange("existing")
+    # Transient: an active durable declare of it would fail with 406, so a consumer that gets
+    # here checked it passively.
     await amqp_channel.exchange_declare(
-        exchange, exchange_type="fanout", durable=False, auto_delete=False
+        exchange, exchange_type=exchange_type, durable=False, auto_delete=False
     )
-
-    task = await start_consuming(
-        handle,
-        amqp_channel,
-        ConsumeChannel(url=broker_url, queue_name=queue, exchange_name=exchange),
-    )
-    await publish_raw(amqp_channel, event("PING", {"n": 1}), "any", exchange=exchange)
-    async with asyncio.timeout(5):
-        assert await got.get() == 1
+    options: dict[str, Any] = {"binding_keys": keys} if keys else {}
+    task = await services.consume(handle, services.target(exchange_name=exchange, **options))
+    await publish_raw(amqp_channel, event("PING", {"n": 1}), routing_key, exchange=exchange)
+    assert await next_of(got) == 1
     assert not task.done()
     # The exchange keeps the settings its owner gave it.
     probe = await amqp_channel.connection.channel()
-    await probe.exchange_declare(exchange, exchange_type="fanout", durable=False)
-
-
-async def test_existing_exchange_without_type_with_binding_keys(
-    service: tuple[Events, Handle], names: Names, amqp_channel: Channel, broker_url: str
-) -> None:
-    events, handle = service
-    got: asyncio.Queue[int] = asyncio.Queue()
-
-    @events.consumer(action="PING")
-    async def ping(n: int) -> None:
-        await got.put(n)
-
-    queue, exchange = names.queue(), names.exchange("existing")
-    await amqp_channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-
-    target = ConsumeChannel(
-        url=broker_url, queue_name=queue, exchange_name=exchange, binding_keys=("orders.*",)
-    )
-    await start_consuming(handle, amqp_channel, target)
-    await publish_raw(amqp_channel, event("PING", {"n": 1}), "orders.created", exchange=exchange)
-    async with asyncio.timeout(5):
-        assert await got.get() == 1
+    await probe.exchange_declare(exchange, exchange_type=exchange_type, durable=False)
 
 
 async def test_exchange_with_other_type_raises_topology_error(
-    service: tuple[Events, Handle], names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, names: Names, amqp_channel: Channel
 ) -> None:
-    _, handle = service
-    queue, exchange = names.queue(), names.exchange("clash")
+    exchange = names.exchange("clash")
     await amqp_channel.exchange_declare(exchange, exchange_type="direct", durable=True)
-
-    target = ConsumeChannel(
-        url=broker_url, queue_name=queue, exchange_name=exchange, exchange_type="fanout"
-    )
-    task = asyncio.create_task(handle.consume(target))
-    with pytest.raises(eventrabbit.TopologyError, match=re.escape(repr(exchange))) as info:
-        await asyncio.wait_for(task, timeout=FAIL_FAST_TIMEOUT)
+    info = await consume_fails(services, exchange_name=exchange, exchange_type="fanout")
+    assert re.search(re.escape(repr(exchange)), str(info.value))
     assert info.value.exchange == exchange
     # Left as it was: still a direct exchange.
     probe = await amqp_channel.connection.channel()
@@ -166,25 +153,13 @@ async def test_exchange_with_other_type_raises_topology_error(
 
 
 async def test_builtin_amq_exchange_is_bound_not_declared(
-    service: tuple[Events, Handle], names: Names, amqp_channel: Channel, broker_url: str
+    services: Services, amqp_channel: Channel
 ) -> None:
-    events, handle = service
-    got: asyncio.Queue[int] = asyncio.Queue()
-
-    @events.consumer(action="PING")
-    async def ping(n: int) -> None:
-        await got.put(n)
-
-    queue = names.queue()
-    target = ConsumeChannel(
-        url=broker_url,
-        queue_name=queue,
-        exchange_name="amq.topic",
-        exchange_type="topic",
-        binding_keys=(f"{queue}.#",),
-    )
-    task = await start_consuming(handle, amqp_channel, target)
-    await publish_raw(amqp_channel, event("PING", {"n": 5}), f"{queue}.x.y", exchange="amq.topic")
-    async with asyncio.timeout(5):
-        assert await got.get() == 5
+    handle, got = pings(services)
+    queue = services.names.queue()
+    target = ConsumeChannel(services.url, queue, "amq.topic", "topic", binding_keys=(f"{queue}.#",))
+    task = await services.consume(handle, target)
+    routing_key = f"{queue}.x.y"
+    await publish_raw(amqp_channel, event("PING", {"n": 5}), routing_key, exchange="amq.topic")
+    assert await next_of(got) == 5
     assert not task.done()

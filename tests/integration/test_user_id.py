@@ -7,7 +7,6 @@ refused. A retry copy of another user's message therefore moves that ``user_id``
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,10 +14,9 @@ import aiormq
 import pytest
 from yarl import URL
 
-from eventrabbit import RetryConfig, build_event_dependencies
-from eventrabbit.common import ConsumeChannel
-from tests.conftest import Names
-from tests.helpers import consumer_count, get_one, rabbitmqctl, wait_for
+from eventrabbit import RetryConfig
+from tests.conftest import Services
+from tests.helpers import collect, rabbitmqctl
 
 pytestmark = pytest.mark.real_broker  # needs a second broker user (rabbitmqctl)
 
@@ -35,12 +33,11 @@ async def other_user_url(broker_url: str) -> AsyncIterator[str]:
 
 
 async def test_another_users_message_is_retried_and_dead_lettered(
-    broker_url: str, other_user_url: str, names: Names, amqp_channel: aiormq.abc.AbstractChannel
+    services: Services, other_user_url: str, amqp_channel: aiormq.abc.AbstractChannel
 ) -> None:
-    queue = names.queue("user")
     calls: list[int] = []
-    events, handle = build_event_dependencies(
-        broker_url, retry_config=RetryConfig(max_retries=1, retry_delay_seconds=0.2)
+    events, handle = services.build(
+        retry_config=RetryConfig(max_retries=1, retry_delay_seconds=0.2)
     )
 
     @events.consumer(action="ALWAYS_FAILS")
@@ -48,10 +45,11 @@ async def test_another_users_message_is_retried_and_dead_lettered(
         calls.append(n)
         raise RuntimeError("no")
 
-    task = asyncio.create_task(handle.consume(ConsumeChannel(url=broker_url, queue_name=queue)))
+    target = services.target("user")
+    queue = target.queue_name
+    await services.consume(handle, target)
     other = await aiormq.connect(other_user_url)
     try:
-        await wait_for(lambda: consumer_count(amqp_channel, queue), message="consuming")
         channel = await other.channel()
         user = URL(other_user_url).user
         await channel.basic_publish(
@@ -59,11 +57,10 @@ async def test_another_users_message_is_retried_and_dead_lettered(
             routing_key=queue,
             properties=aiormq.spec.Basic.Properties(user_id=user),
         )
-        dead = await get_one(amqp_channel, queue + ".dlq", timeout=10)
+        [dead] = await collect(amqp_channel, queue + ".dlq", 1)
     finally:
         await other.close()
-        await handle.close()
-    assert task.done()
+    await handle.close()
     assert calls == [1, 1]  # the first attempt and one retry, no refusal loop
     headers = dead.header.properties.headers or {}
     assert headers["x-eventrabbit-user-id"] == user

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiormq.abc
@@ -14,7 +14,7 @@ import pytest
 from aiormq import spec
 
 from eventrabbit import (
-    ConfigurationError,
+    BrokerUnavailable,
     ExchangeType,
     PublishError,
     QueueConfig,
@@ -27,6 +27,7 @@ from eventrabbit import (
     build_event_dependencies,
 )
 from eventrabbit.common import ConsumeChannel
+from eventrabbit.connection import register_transport
 from eventrabbit.events import Events
 from eventrabbit.handle import Handle
 from eventrabbit.testing import MemoryBroker, consuming, memory_broker, redirect_amqp
@@ -37,10 +38,13 @@ Service = tuple[Events, Handle]
 Build = Callable[..., Service]
 
 
-async def consumer_started(broker: MemoryBroker, queue: str) -> None:
-    async with asyncio.timeout(5):
-        while queue not in broker.queues or not broker.consumer_count(queue):  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+async def until(broker: MemoryBroker, done: Callable[[], bool]) -> None:
+    """Wait until ``done()`` holds, looking again whenever the broker's state changes."""
+    await broker.changes.until(done, lambda: None, timeout=5)
+
+
+def has_consumer(broker: MemoryBroker, queue: str) -> Callable[[], bool]:
+    return lambda: queue in broker.queues and broker.consumer_count(queue) > 0
 
 
 class Calls:
@@ -257,7 +261,7 @@ async def test_call(broker: MemoryBroker, service: Build) -> None:
 
     @events.consumer("DOUBLE")
     async def double(n: int) -> int:
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0)  # yield, so that the hundred calls overlap
         return 2 * n
 
     async with consuming(handle, ConsumeChannel(broker.url, "math")):
@@ -304,8 +308,9 @@ async def test_call_times_out_and_the_request_expires(broker: MemoryBroker, serv
     with pytest.raises(RPCTimeout):
         await events.call("ANYTHING", {}, key="idle", timeout=0.05)
     assert events.rpc.pending == 0
-    await asyncio.sleep(0.06)
-    assert broker.queue_depth("idle") == 0  # its expiration dropped it
+    [request] = [m for m in broker.published if m.routing_key == "idle"]
+    assert request.properties.expiration == "50"
+    await broker.wait_idle("idle")  # its expiration drops it: nobody is left waiting for it
 
 
 async def test_call_to_no_queue_is_unroutable(service: Build) -> None:
@@ -407,6 +412,7 @@ async def test_topology_clash_ends_consume_with_an_error(
 async def test_prefetch_bounds_concurrent_handlers(broker: MemoryBroker, service: Build) -> None:
     events, handle = service(queue_config=QueueConfig(prefetch_count=3))
     release = asyncio.Event()
+    three = asyncio.Event()
     running = 0
     most = 0
 
@@ -415,14 +421,20 @@ async def test_prefetch_bounds_concurrent_handlers(broker: MemoryBroker, service
         nonlocal running, most
         running += 1
         most = max(most, running)
+        if running == 3:
+            three.set()
         await release.wait()
         running -= 1
 
     async with consuming(handle, ConsumeChannel(broker.url, "slow")):
         for _ in range(10):
             broker.publish({}, routing_key="slow", action="SLOW")
-        await asyncio.sleep(0.02)
-        assert (most, broker.unacked_count("slow"), broker.queue_depth("slow")) == (3, 3, 7)
+        # Delivery is synchronous: the broker handed out three and holds back the rest, and
+        # hands out more only when one is acked, which no blocked handler does.
+        assert (broker.unacked_count("slow"), broker.queue_depth("slow")) == (3, 7)
+        async with asyncio.timeout(5):
+            await three.wait()
+        assert most == 3
         release.set()
         await broker.wait_idle("slow")
     assert most == 3
@@ -431,19 +443,27 @@ async def test_prefetch_bounds_concurrent_handlers(broker: MemoryBroker, service
 async def test_close_lets_in_flight_handlers_finish(broker: MemoryBroker, service: Build) -> None:
     events, handle = service()
     started = asyncio.Event()
+    release = asyncio.Event()
     finished = Calls()
 
     @events.consumer("WORK")
     async def work() -> None:
         started.set()
-        await asyncio.sleep(0.05)
+        await release.wait()
         finished.add(True)
 
-    task = asyncio.create_task(handle.consume(ConsumeChannel(broker.url, "w")))
-    await consumer_started(broker, "w")
+    channel = ConsumeChannel(broker.url, "w")
+    task = asyncio.create_task(handle.consume(channel))
+    await handle.ready(channel, timeout=5)
     broker.publish({}, routing_key="w", action="WORK")
-    await started.wait()
-    await handle.close()
+    async with asyncio.timeout(5):
+        await started.wait()
+    closing = asyncio.create_task(handle.close())
+    await until(broker, lambda: broker.consumer_count("w") == 0)  # no new deliveries
+    assert not closing.done()  # it waits for the handler
+    assert finished.seen == []
+    release.set()
+    await closing
     assert finished.seen == [True]
     assert (broker.queue_depth("w"), broker.unacked_count("w")) == (0, 0)
     assert task.done()
@@ -459,12 +479,14 @@ async def test_close_past_the_grace_time_leaves_the_message_for_redelivery(
     @events.consumer("STUCK")
     async def stuck() -> None:
         started.set()
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()  # until cancelled
 
-    task = asyncio.create_task(handle.consume(ConsumeChannel(broker.url, "s")))
-    await consumer_started(broker, "s")
+    channel = ConsumeChannel(broker.url, "s")
+    task = asyncio.create_task(handle.consume(channel))
+    await handle.ready(channel, timeout=5)
     broker.publish({}, routing_key="s", action="STUCK")
-    await started.wait()
+    async with asyncio.timeout(5):
+        await started.wait()
     await handle.close(timeout=0.01)
     [back] = broker.messages("s")
     assert back.redelivered is True
@@ -479,16 +501,11 @@ async def test_idle_publisher_connection_closes_and_reopens(
 ) -> None:
     events, _ = service(idle_timeout=0.02)
 
-    def connections() -> int:
-        return broker.connection_count
-
     await events.publish("amq.fanout", "TICK", {})
-    assert connections() == 1
-    async with asyncio.timeout(5):
-        while connections():  # noqa: ASYNC110 (no event to wait on)
-            await asyncio.sleep(0.005)
+    assert broker.connection_count == 1
+    await until(broker, lambda: broker.connection_count == 0)
     await events.publish("amq.fanout", "TICK", {})
-    assert connections() == 1
+    assert broker.connection_count == 1
 
 
 async def test_consumer_survives_a_dropped_connection(broker: MemoryBroker, service: Build) -> None:
@@ -500,7 +517,7 @@ async def test_consumer_survives_a_dropped_connection(broker: MemoryBroker, serv
     async def job(n: int) -> None:
         if n == 1 and not first.is_set():
             first.set()
-            await asyncio.sleep(60)  # lost with the connection, then redelivered
+            await asyncio.Event().wait()  # lost with the connection, then redelivered
         calls.add(n)
 
     async with consuming(handle, ConsumeChannel(broker.url, "jobs")):
@@ -525,7 +542,7 @@ async def test_consumer_survives_its_queue_being_deleted(
         connection = await connect_memory(broker.url)
         await (await connection.channel()).queue_delete("fragile")
         await connection.close()
-        await consumer_started(broker, "fragile")
+        await until(broker, has_consumer(broker, "fragile"))  # declared and consumed again
         broker.publish({}, routing_key="fragile", action="JOB")
         await calls.wait()
 
@@ -547,11 +564,47 @@ async def test_redirect_amqp_runs_an_amqp_service_in_memory(broker: MemoryBroker
     assert broker.connection_count == 0
 
 
-async def test_consuming_an_amqp_queue_needs_a_redirect(service: Build) -> None:
-    _, handle = service()
-    with pytest.raises(ConfigurationError, match="redirect_amqp"):
-        async with consuming(handle, ConsumeChannel("amqp://rabbit.invalid/", "q")):
+@pytest.fixture
+def unreachable() -> Iterator[str]:
+    """A URL scheme whose transport refuses every connection at once."""
+
+    async def refuse(url: str) -> aiormq.abc.AbstractConnection:
+        raise BrokerUnavailable(f"cannot connect to {url}: refused by the test", url=url)
+
+    previous = register_transport("unreachable", refuse)
+    yield "unreachable://nowhere"
+    register_transport("unreachable", previous)
+
+
+async def test_consuming_says_why_a_consumer_did_not_start(
+    service: Build, unreachable: str
+) -> None:
+    _, handle = service(reconnect=ReconnectConfig(initial_delay=60, max_delay=60))
+    with pytest.raises(TimeoutError, match=r"q on unreachable://nowhere: .*refused by the test"):
+        async with consuming(handle, ConsumeChannel(unreachable, "q"), timeout=0.1):
             pass
+
+
+async def test_consuming_waits_on_the_handle_whatever_the_url(
+    broker: MemoryBroker, service: Build
+) -> None:
+    """Readiness comes from the handle, not from looking into a broker: memory:// and a
+    redirected amqp:// alike (and a real RabbitMQ, which the integration tests use)."""
+    _, handle = service()
+    memory_too = ConsumeChannel(broker.url, "here")
+    with redirect_amqp(broker):
+        async with consuming(handle, memory_too, ConsumeChannel("amqp://rabbit.invalid/", "q")):
+            assert [s.consuming for s in handle.status()] == [True, True]
+
+
+async def test_the_broker_keyword_of_consuming_is_deprecated(
+    broker: MemoryBroker, service: Build
+) -> None:
+    _, handle = service()
+    with pytest.warns(DeprecationWarning, match="ignored"):
+        context = consuming(handle, ConsumeChannel(broker.url, "q"), broker=broker)
+    async with context:
+        assert broker.consumer_count("q") == 1
 
 
 async def test_publish_helper_refuses_a_missing_exchange(broker: MemoryBroker) -> None:
@@ -580,8 +633,9 @@ def test_a_service_outlives_its_event_loop() -> None:
             return "pong"
 
         async def one_test() -> None:
-            task = asyncio.create_task(handle.consume(ConsumeChannel(broker.url, "pings")))
-            await consumer_started(broker, "pings")
+            channel = ConsumeChannel(broker.url, "pings")
+            task = asyncio.create_task(handle.consume(channel))
+            await handle.ready(channel, timeout=5)
             assert await events.call("PING", {}, key="pings") == "pong"
             await events.publish("", "PING", {}, key="pings")
             await broker.wait_idle("pings")

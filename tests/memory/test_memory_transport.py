@@ -240,10 +240,10 @@ async def test_prefetch_bounds_unacked_deliveries(broker: MemoryBroker, channel:
     await channel.basic_consume("q", inbox)
     for n in range(5):
         await channel.basic_publish(str(n).encode(), routing_key="q")
-    await inbox.wait(2)
-    await asyncio.sleep(0.01)
-    assert len(inbox.messages) == 2
+    # Delivery is synchronous: two went out, and no more do until one is acked.
     assert (broker.queue_depth("q"), broker.unacked_count("q")) == (3, 2)
+    await inbox.wait(2)
+    assert len(inbox.messages) == 2
     await channel.basic_ack(inbox.messages[1].delivery_tag or 0, multiple=True)
     await inbox.wait(4)
     assert [m.body for m in inbox.messages] == [b"0", b"1", b"2", b"3"]
@@ -275,7 +275,7 @@ async def test_closing_a_channel_cancels_its_callback_tasks(channel: Channel) ->
     async def forever(message: Delivered) -> None:
         entered.set()
         try:
-            await asyncio.sleep(60)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             cancelled.set()
             raise
@@ -325,7 +325,7 @@ async def test_deleting_a_queue_cancels_its_consumers(channel: Channel) -> None:
 async def test_closing_observer_can_be_cancelled_without_closing(channel: Channel) -> None:
     observer = channel.closing
     observer.cancel()
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the cancelled observer's callbacks run
     assert not channel.is_closed
     later = channel.closing
     await channel.close()
@@ -441,7 +441,8 @@ async def test_an_expiry_cycle_is_dropped(broker: MemoryBroker, channel: Channel
     }
     await channel.queue_declare("loop", arguments=arguments)
     await channel.basic_publish(b"x", routing_key="loop")
-    await asyncio.sleep(0.01)
+    # Expired, it would go back into "loop" and expire again forever: it is dropped instead.
+    await broker.wait_idle("loop")
     assert broker.queue_depth("loop") == 0
 
 

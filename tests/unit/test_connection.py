@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -225,11 +224,12 @@ def test_backoff_is_endless() -> None:
     ],
 )
 async def test_open_connection_to_a_closed_port_raises_broker_unavailable(url: str) -> None:
-    started = time.monotonic()
     with pytest.raises(BrokerUnavailable) as info:
         await open_connection(url)
-    assert time.monotonic() - started < 5
     exc = info.value
+    # Refused, and said so: not waited out until CONNECT_TIMEOUT.
+    assert "Connect call failed" in str(exc)
+    assert "TimeoutError" not in str(exc)
     assert isinstance(exc, ConnectionError)
     assert SECRET not in str(exc)
     assert SECRET not in repr(exc)

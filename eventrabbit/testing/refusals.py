@@ -1,0 +1,45 @@
+"""RabbitMQ's refusals, in its words: the ``aiormq.exceptions`` errors its replies become.
+
+404 ``ChannelNotFoundEntity``, 403 ``ChannelAccessRefused``, 405 ``ChannelLockedResource``
+and 406 ``ChannelPreconditionFailed`` close the channel; 503 ``ConnectionCommandInvalid``
+closes the connection (:mod:`.guard` does the closing). The texts are RabbitMQ 3.10's, as
+tests on the real broker see them.
+"""
+
+from __future__ import annotations
+
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelLockedResource,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+)
+
+
+def not_found(kind: str, name: str) -> ChannelNotFoundEntity:
+    """404: no ``kind`` (``"queue"``, ``"exchange"``) named ``name``."""
+    return ChannelNotFoundEntity(f"NOT_FOUND - no {kind} '{name}' in vhost '/'")
+
+
+def reserved(kind: str, name: str) -> ChannelAccessRefused:
+    """403: a name that starts with ``amq.``, which only the broker may give."""
+    return ChannelAccessRefused(
+        f"ACCESS_REFUSED - {kind} name '{name}' contains reserved prefix 'amq.*'"
+    )
+
+
+def default_exchange_refused() -> ChannelAccessRefused:
+    """403: something done to the default exchange that may not be (declare, bind)."""
+    return ChannelAccessRefused("ACCESS_REFUSED - operation not permitted on the default exchange")
+
+
+def locked(queue: str) -> ChannelLockedResource:
+    """405: another connection's exclusive queue."""
+    return ChannelLockedResource(
+        f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' in vhost '/'"
+    )
+
+
+def precondition_failed(reason: str) -> ChannelPreconditionFailed:
+    """406, for ``reason``."""
+    return ChannelPreconditionFailed(f"PRECONDITION_FAILED - {reason}")
