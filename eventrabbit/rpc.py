@@ -45,6 +45,8 @@ class RPCClient:
         self.channel = OwnChannel(url, on_channel=self._listen)
         self.publish_timeout = publish_timeout
         self._pending: dict[str, asyncio.Future[Any]] = {}
+        #: The channel each pending call's request went out on: only its replies come there.
+        self._sent_on: dict[str, aiormq.abc.AbstractChannel] = {}
 
     @property
     def pending(self) -> int:
@@ -89,6 +91,7 @@ class RPCClient:
             raise RPCTimeout(f"no reply to {action!r} within {timeout} s", action=action) from None
         finally:
             self._pending.pop(correlation_id, None)
+            self._sent_on.pop(correlation_id, None)
 
     async def _send(
         self,
@@ -110,6 +113,7 @@ class RPCClient:
         body = envelope.encode(action, data)
         try:
             channel = await self.channel.get()
+            self._sent_on[correlation_id] = channel
             routed = await publish_confirmed(
                 channel,
                 body,
@@ -136,7 +140,7 @@ class RPCClient:
 
     async def _listen(self, channel: aiormq.abc.AbstractChannel) -> None:
         await channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, no_ack=True)
-        channel.closing.add_done_callback(self._on_channel_closed)
+        channel.closing.add_done_callback(lambda _: self._on_channel_closed(channel))
 
     async def _on_reply(self, message: DeliveredMessage) -> None:
         future = self._pending.get(message.header.properties.correlation_id or "")
@@ -148,10 +152,12 @@ class RPCClient:
         except RPCError as exc:  # an error reply (RemoteError) or an unreadable one
             future.set_exception(exc)
 
-    def _on_channel_closed(self, _: asyncio.Future[Any]) -> None:
-        # Direct replies are bound to the channel: calls on a closed one can never complete.
-        for future in self._pending.values():
-            if not future.done():
+    def _on_channel_closed(self, channel: aiormq.abc.AbstractChannel) -> None:
+        # Direct replies are bound to the channel: calls sent on a closed one can never
+        # complete. Calls sent since on its replacement wait on.
+        for correlation_id, sent_on in list(self._sent_on.items()):
+            future = self._pending.get(correlation_id)
+            if sent_on is channel and future is not None and not future.done():
                 future.set_exception(
                     ReplyLost("the RPC channel closed while the call waited for its reply")
                 )

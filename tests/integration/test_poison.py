@@ -357,14 +357,13 @@ async def test_close_returns_although_a_handler_swallows_its_cancellation(
                     continue  # swallowed
 
     service = await build(register)
-    caplog.set_level(logging.ERROR, logger="eventrabbit")
+    caplog.set_level(logging.WARNING, logger="eventrabbit")
     await service.publish(event("STUBBORN", {}))
     await started.wait()
     try:
-        await service.handle.close(timeout=0.2)
-        assert any("ignored their cancellation" in r.getMessage() for r in caplog.records) or any(
-            "abandoned" in r.getMessage() for r in caplog.records
-        )
+        await service.handle.close(timeout=0.2)  # returns: the test's own timeout bounds it
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert any("still running after 0.2 s" in text for text in warnings), warnings
         # Not acked: the broker has it again for the next consumer.
         assert await queue_depth(service.probe, service.queue) == 1
     finally:

@@ -183,11 +183,6 @@ async def test_request_to_a_missing_exchange_raises_request_error(
     await assert_absent(amqp_channel, exchanges=(missing,))  # calls declare nothing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: RPCClient._on_channel_closed fails every pending call with ReplyLost, "
-    "also a call whose request went out on the channel that replaced the closed one",
-)
 async def test_a_call_right_after_a_failed_request_gets_its_reply(
     server: Server, names: Names
 ) -> None:
