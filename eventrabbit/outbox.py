@@ -8,7 +8,9 @@ Theory of operation
   would close it and send every delivery in flight back to the queue, to be handled again.
   On a channel of their own they close only that channel, which is reopened on next use.
 - **Replies are best effort.** A reply that cannot be delivered — its address is gone or was
-  never valid — is logged and dropped; the request counts as handled (it was). Before 4.2,
+  never valid — is logged and dropped; the request counts as handled (it was). A reply to a
+  queue is published ``mandatory`` so that a missing queue is noticed; a direct reply-to is
+  not: RabbitMQ returns those as unroutable even when it delivered them. Before 4.2,
   RabbitMQ closes the whole *connection* (541 INTERNAL_ERROR) on a direct reply-to address
   whose pid part does not decode, so such an address is dropped without being published (see
   :mod:`eventrabbit.replyto`).
@@ -30,7 +32,7 @@ from .confirm import event_properties, publish_confirmed
 from .connection import CHANNEL_GONE
 from .errors import EventRabbitError, PublishError
 from .failures import Copy, Reply
-from .replyto import deliverable
+from .replyto import REPLY_PREFIX, Addresses
 from .topology import DEFAULT_EXCHANGE
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ class Outbox:
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._lock = asyncio.Lock()
         properties = getattr(connection, "server_properties", None) or {}
-        self._broker_version = str(properties.get("version", ""))
+        self._addresses = Addresses(str(properties.get("version", "")))
         tune = getattr(connection, "connection_tune", None)
         self._frame_max = int(getattr(tune, "frame_max", 0) or DEFAULT_FRAME_MAX)
 
@@ -66,13 +68,14 @@ class Outbox:
 
     async def reply(self, reply: Reply, message_id: str | None) -> None:
         """Send a reply; one that cannot be delivered is logged and dropped, never raised."""
-        if not deliverable(reply.routing_key, self._broker_version):
+        address = reply.routing_key
+        if not self._addresses.deliverable(address):
             log.warning(
                 "reply to message %s on queue %r dropped: %r is not a direct reply-to address "
                 "this broker handed out",
                 message_id,
                 self.queue,
-                reply.routing_key[:300],
+                address[:300],
             )
             return
         try:
@@ -80,19 +83,19 @@ class Outbox:
                 await self._open(),
                 reply.body,
                 exchange=DEFAULT_EXCHANGE,
-                routing_key=reply.routing_key,
+                routing_key=address,
                 properties=event_properties(correlation_id=reply.correlation_id),
-                mandatory=True,  # so that a reply nobody can receive is noticed and logged
+                mandatory=not address.startswith(REPLY_PREFIX),
             )
         except (EventRabbitError, *CHANNEL_GONE) as exc:
             log.warning("reply to message %s on queue %r not sent: %s", message_id, self.queue, exc)
             return
         if not routed:
             log.warning(
-                "reply to message %s on queue %r dropped: nobody consumes %r (the caller is gone)",
+                "reply to message %s on queue %r dropped: no queue %r",
                 message_id,
                 self.queue,
-                reply.routing_key[:300],
+                address[:300],
             )
 
     def unfit(self, copy: Copy, body_size: int) -> str | None:

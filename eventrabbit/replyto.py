@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 from .topology import DIRECT_REPLY_TO
 
@@ -28,16 +29,29 @@ _PID_TAILS = {103: 9, 88: 12}  # PID_EXT: 4 + 4 + 1; NEW_PID_EXT: 4 + 4 + 4
 _ATOM_LENGTH_WIDTH = {100: 2, 118: 2, 115: 1, 119: 1}
 
 
-def deliverable(address: str, broker_version: str) -> bool:
-    """Whether a reply may be published to ``address`` on a broker of ``broker_version``.
+class Addresses:
+    """The reply addresses one broker (of ``version``) can take."""
 
-    Only direct reply-to addresses with a pid part are checked, and only on versions that
-    crash on a bad one; everything else (plain queue names too) may be published.
-    """
-    if not address.startswith(REPLY_PREFIX) or not _pid_encoded(broker_version):
-        return True
-    pid, dot, _ = address[len(REPLY_PREFIX) :].partition(".")
-    return not dot or _is_pid_term(pid)
+    __slots__ = ("_checked",)
+
+    def __init__(self, version: str) -> None:
+        self._checked = _pid_encoded(version)
+
+    def deliverable(self, address: str) -> bool:
+        """Whether a reply may be published to ``address``.
+
+        Only direct reply-to addresses with a pid part are checked, and only on versions that
+        crash on a bad one; everything else (plain queue names too) may be published.
+        """
+        if not self._checked or not address.startswith(REPLY_PREFIX):
+            return True
+        pid, dot, _ = address[len(REPLY_PREFIX) :].partition(".")
+        return not dot or _is_pid_term(pid)
+
+
+def deliverable(address: str, broker_version: str) -> bool:
+    """Whether a reply may be published to ``address`` on a broker of ``broker_version``."""
+    return Addresses(broker_version).deliverable(address)
 
 
 def _pid_encoded(version: str) -> bool:
@@ -49,6 +63,7 @@ def _pid_encoded(version: str) -> bool:
     return major_minor < NEW_FORMAT_VERSION
 
 
+@functools.lru_cache(maxsize=1024)  # a caller's channel sends every request with one pid
 def _is_pid_term(encoded: str) -> bool:
     """Whether ``encoded`` is the base64 of an Erlang pid term, exactly."""
     try:

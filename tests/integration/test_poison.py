@@ -263,16 +263,23 @@ async def test_retry_counts_at_the_edge_are_dead_lettered_not_overflowed(
 
 
 @pytest.mark.parametrize(
-    "reply_to",
+    ("reply_to", "logged"),
     [
-        pytest.param("amq.rabbitmq.reply-to.AAAA.x", id="direct-reply-to-garbage-pid"),
-        pytest.param("amq.rabbitmq.reply-to.g2VuZGVyQHJhYmJpdA==.x", id="direct-not-a-pid"),
-        pytest.param("amq.rabbitmq.reply-to.garbage", id="direct-no-key"),
-        pytest.param("no.such.queue.for.replies", id="missing-queue"),
+        pytest.param("amq.rabbitmq.reply-to.AAAA.x", "not a direct reply-to", id="garbage-pid"),
+        pytest.param(
+            "amq.rabbitmq.reply-to.g2VuZGVyQHJhYmJpdA==.x", "not a direct reply-to", id="not-a-pid"
+        ),
+        # Dropped by the broker without a word: direct reply-to cannot be published mandatory.
+        pytest.param("amq.rabbitmq.reply-to.garbage", None, id="direct-no-key"),
+        pytest.param("no.such.queue.for.replies", "no queue", id="missing-queue"),
     ],
 )
 async def test_a_reply_that_cannot_be_delivered_is_dropped_and_the_request_handled(
-    build: Callable[..., Awaitable[Service]], reply_to: str, caplog: pytest.LogCaptureFixture
+    build: Callable[..., Awaitable[Service]],
+    reply_to: str,
+    logged: str | None,
+    caplog: pytest.LogCaptureFixture,
+    broker_kind: str,
 ) -> None:
     calls: list[int] = []
 
@@ -289,7 +296,11 @@ async def test_a_reply_that_cannot_be_delivered_is_dropped_and_the_request_handl
     good = await service.good(5)
     assert sorted(calls) == [0, 1, 2]  # each request handled once, none again
     await service.assert_accounted(good)
-    assert sum("reply to message" in r.getMessage() for r in caplog.records) == PREFETCH
+    if broker_kind == "memory" and logged == "not a direct reply-to":
+        logged = None  # no broker version to check addresses against: the broker drops them
+    drops = [r.getMessage() for r in caplog.records if "reply to message" in r.getMessage()]
+    assert len(drops) == (0 if logged is None else PREFETCH)
+    assert all(logged in text for text in drops)
 
 
 # ----------------------------------------------------------------------------- result values
