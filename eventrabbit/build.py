@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .common import QueueConfig, ReconnectConfig, RetryConfig
+from .common import QueueConfig, ReconnectConfig, RetryConfig, check_seconds
 from .confirm import DEFAULT_PUBLISH_TIMEOUT
 from .connection import as_urls
+from .errors import ConfigurationError
 from .events import Events
 from .handle import Handle
 from .publisher import Publisher
@@ -34,9 +35,17 @@ def build_event_dependencies(
     :param publish_timeout: seconds a publish may take in all: waiting for a connection,
         sending again after a lost connection, and the broker's confirm.
     :param reconnect: the backoff between a consumer's reconnect attempts.
-    :raises ConfigurationError: a URL that is not ``amqp://`` or ``amqps://``.
+    :raises ConfigurationError: a URL that is not ``amqp://`` or ``amqps://``, a timeout that
+        is not a finite number of seconds (``idle_timeout`` 0 or more, ``publish_timeout`` more
+        than 0), or a config of the wrong class.
     """
     as_urls(url)
+    if idle_timeout is not None:
+        check_seconds("build_event_dependencies(idle_timeout)", idle_timeout)
+    check_seconds("build_event_dependencies(publish_timeout)", publish_timeout, positive=True)
+    _check_config("retry_config", retry_config, RetryConfig)
+    _check_config("queue_config", queue_config, QueueConfig)
+    _check_config("reconnect", reconnect, ReconnectConfig)
     registry = Registry()
     publisher = Publisher(url, idle_timeout=idle_timeout, publish_timeout=publish_timeout)
     events = Events(registry, publisher, RPCClient(url, publish_timeout=publish_timeout))
@@ -47,3 +56,11 @@ def build_event_dependencies(
         reconnect=reconnect or ReconnectConfig(),
     )
     return events, handle
+
+
+def _check_config(name: str, value: object, cls: type) -> None:
+    if value is not None and not isinstance(value, cls):
+        raise ConfigurationError(
+            f"build_event_dependencies({name}) must be a {cls.__name__} or None, "
+            f"not {type(value).__name__}"
+        )

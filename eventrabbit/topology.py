@@ -8,26 +8,54 @@ Each work queue ``q`` has two companions:
   dead-letters them through the default exchange back into ``q`` — only ``q``, so other queues
   bound to the same fanout exchange never see a retry.
 - ``q.dlq`` holds what failed for good and what could not be read.
+
+Declaring never retries what cannot work: a clash with what exists (406), a missing exchange
+(404) or a permission the broker refuses (403) is a :class:`TopologyError` naming the queue or
+exchange, and for a refusal the permission.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import aiormq
 import aiormq.abc
+from pamqp import commands as spec
 
-from .common import ConsumeChannel, QueueConfig, RetryConfig
+from .common import DEAD_LETTER_SUFFIX as DEAD_LETTER_SUFFIX
+from .common import DELAY_SUFFIX as DELAY_SUFFIX
+from .common import ConsumeChannel, QueueConfig, RetryConfig, milliseconds
 from .errors import TopologyError
 
-#: Suffix of the queue that delays retries.
-DELAY_SUFFIX = ".delay"
-#: Suffix of the dead-letter queue.
-DEAD_LETTER_SUFFIX = ".dlq"
+log = logging.getLogger(__name__)
+
 #: The default exchange: routes by queue name.
 DEFAULT_EXCHANGE = ""
+#: RabbitMQ's name for the default exchange in permissions and in its errors.
+DEFAULT_EXCHANGE_RESOURCE = "amq.default"
 #: RabbitMQ's pseudo-queue for direct reply-to: consume it for replies, name it in reply_to.
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+#: The ``type`` property of the empty message that checks, when consuming starts, that the
+#: user may write to the default exchange. It has routing key ``""``, which names no queue.
+WRITE_CHECK_TYPE = "eventrabbit.write-check"
+
+# The resource a 403 names: "ACCESS_REFUSED - access to queue 'q' in vhost 'v' refused ...".
+_REFUSED_RESOURCE = re.compile(r"access to (queue|exchange) '(.*)' in vhost")
+# What an operation needs of each kind of resource it touches, in RabbitMQ's permission model.
+_PERMISSIONS = {
+    ("declare", "queue"): "configure",
+    ("declare", "exchange"): "configure",
+    ("bind", "queue"): "write",
+    ("bind", "exchange"): "read",
+    ("consume", "queue"): "read",
+    ("publish", "exchange"): "write",
+}
+# A 406 for an exchange names the first setting that differs; RabbitMQ compares the type first
+# (rabbit_exchange:assert_equivalence: type, durable, auto_delete, internal, arguments).
+_TYPE_CLASH = "inequivalent arg 'type'"
+_RECEIVED = re.compile(r"received '([^']*)' but current is '([^']*)'")
 
 
 def delay_queue_name(queue: str) -> str:
@@ -65,7 +93,7 @@ def delay_queue_arguments(
 ) -> dict[str, Any]:
     """A TTL queue that dead-letters into ``queue`` through the default exchange."""
     arguments = _type_arguments(config)
-    arguments["x-message-ttl"] = round(delay_seconds * 1000)
+    arguments["x-message-ttl"] = milliseconds(delay_seconds)
     arguments["x-dead-letter-exchange"] = DEFAULT_EXCHANGE
     arguments["x-dead-letter-routing-key"] = queue
     if arguments.get("x-queue-type") == "quorum":
@@ -80,56 +108,115 @@ def dead_letter_queue_arguments(config: QueueConfig | None = None) -> dict[str, 
     return _type_arguments(config)
 
 
+def refused(
+    exc: BaseException, operation: str, *, queue: str | None = None, exchange: str | None = None
+) -> TopologyError:
+    """The :class:`TopologyError` for a permission the broker refused (403 ACCESS_REFUSED).
+
+    Also for code that meets the refusal later (``basic.consume``, a retry publish).
+
+    :param exc: the broker's refusal; its text names the queue or exchange refused.
+    :param operation: what was refused: ``declare``, ``bind``, ``consume`` or ``publish``.
+    :param queue: the work queue being set up or consumed.
+    :param exchange: its exchange, if any.
+    """
+    text = str(exc)
+    found = _REFUSED_RESOURCE.search(text)
+    kind, name = found.groups() if found else ("queue" if exchange is None else "exchange", "")
+    name = name or (queue if kind == "queue" else exchange) or ""
+    permission = _PERMISSIONS.get((operation, kind), "some")
+    if name == DEFAULT_EXCHANGE_RESOURCE:
+        permission, why = "write", " (retry copies, dead letters and replies go through it)"
+    else:
+        why = ""
+    return TopologyError(
+        f"consuming queue {queue!r} needs {permission} permission on {kind} {name!r}{why} to "
+        f"{operation}, which the broker refuses this user ({text}); grant it (rabbitmqctl "
+        "set_permissions) and start consuming again",
+        queue=queue,
+        exchange=name if kind == "exchange" else exchange,
+    )
+
+
 async def declare(
     channel: aiormq.abc.AbstractChannel,
     target: ConsumeChannel,
     config: QueueConfig,
     retry: RetryConfig,
 ) -> None:
-    """Declare the work queue, its delay and dead-letter queues, the exchange and bindings.
+    """Declare the exchange, the work queue, its delay and dead-letter queues, and bindings;
+    check that the user may publish retry copies and dead letters.
 
     Idempotent, so it is replayed as is after every reconnect.
 
-    :raises TopologyError: a clash with what exists (406), or a missing exchange (404).
+    :raises TopologyError: a clash with what exists (406), a missing exchange (404), or a
+        permission the broker refuses (403).
     """
     queue = target.queue_name
     exchange = target.exchange_name
     if exchange:
-        await _declare_exchange(channel, exchange, target.exchange_type)
+        await _declare_exchange(channel, target, exchange)
     await _declare_queue(channel, queue, config.durable, work_queue_arguments(queue, config))
     if retry.max_retries != 0:
         delay = delay_queue_arguments(queue, retry.retry_delay_seconds, config)
         await _declare_queue(channel, delay_queue_name(queue), config.durable, delay)
     dead_letters = dead_letter_queue_arguments(config)
     await _declare_queue(channel, dead_letter_queue_name(queue), config.durable, dead_letters)
+    await _check_default_exchange_write(channel, queue)
     if exchange:
         for key in target.routing_keys():
-            await channel.queue_bind(queue, exchange, routing_key=key)
+            try:
+                await channel.queue_bind(queue, exchange, routing_key=key)
+            except aiormq.exceptions.ChannelAccessRefused as exc:
+                raise refused(exc, "bind", queue=queue, exchange=exchange) from None
 
 
 async def _declare_exchange(
-    channel: aiormq.abc.AbstractChannel, exchange: str, exchange_type: object
+    channel: aiormq.abc.AbstractChannel, target: ConsumeChannel, exchange: str
 ) -> None:
+    kind = target.exchange_type
     # amq.* exchanges exist on every broker and may not be declared actively.
-    passive = exchange_type is None or exchange.startswith("amq.")
+    if kind is None or exchange.startswith("amq."):
+        try:
+            await channel.exchange_declare(exchange, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            raise TopologyError(
+                f"exchange {exchange!r} does not exist; give ConsumeChannel an exchange_type to "
+                "declare it, or declare it before consuming",
+                exchange=exchange,
+            ) from None
+        return
+    # One active declare settles it, even against a service declaring at the same moment: it
+    # creates the exchange, or matches it exactly, or gets a 406 naming the first setting that
+    # differs. A passive declare could not tell the type. The 406 closes the channel it came
+    # on, so the declare goes on a channel of its own.
+    probe = await channel.connection.channel(publisher_confirms=False)
     try:
-        await channel.exchange_declare(
-            exchange,
-            exchange_type=str(exchange_type or "direct"),
-            durable=True,
-            passive=passive,
+        await probe.exchange_declare(
+            exchange, exchange_type=str(kind), durable=target.exchange_durable
         )
-    except aiormq.exceptions.ChannelNotFoundEntity:
-        raise TopologyError(
-            f"exchange {exchange!r} does not exist; give ConsumeChannel an exchange_type to "
-            "declare it, or declare it before consuming",
-            exchange=exchange,
-        ) from None
     except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        _reuse_existing(exchange, str(kind), str(exc))
+    except aiormq.exceptions.ChannelAccessRefused as exc:
+        raise refused(exc, "declare", queue=target.queue_name, exchange=exchange) from None
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+
+
+def _reuse_existing(exchange: str, kind: str, reason: str) -> None:
+    """An exchange exists with other settings: fine unless its type differs."""
+    if _TYPE_CLASH in reason:
+        found = _RECEIVED.search(reason)
+        existing = repr(found.group(2)) if found else "another type"
         raise TopologyError(
-            f"exchange {exchange!r} exists with other settings than asked: {exc}",
+            f"exchange {exchange!r} exists with type {existing}, not {kind!r}; consume it with "
+            f"exchange_type={existing}, or without an exchange_type to bind to it as it is",
             exchange=exchange,
-        ) from None
+        )
+    # Same type: an older fleet's transient exchange (eventrabbit 0.1 declared it so), or one
+    # with arguments of its own. Used as it is; redeclaring it differently is impossible anyway.
+    log.info("using exchange %r as it exists (%s)", exchange, reason)
 
 
 async def _declare_queue(
@@ -147,4 +234,26 @@ async def _declare_queue(
             queue=queue,
         ) from None
     except aiormq.exceptions.ChannelAccessRefused as exc:
-        raise TopologyError(f"queue {queue!r} cannot be declared: {exc}", queue=queue) from None
+        raise refused(exc, "declare", queue=queue) from None
+
+
+async def _check_default_exchange_write(channel: aiormq.abc.AbstractChannel, queue: str) -> None:
+    """Publish an empty message that no queue receives, to learn now rather than at the first
+    failed message whether the user may write to the default exchange.
+
+    RabbitMQ checks that permission only when a message is published, and a refusal then
+    would close the channel with the failed message still unacked.
+    """
+    if not isinstance(channel, aiormq.Channel):
+        # Only RabbitMQ has permissions to refuse; a stand-in such as eventrabbit.testing's
+        # in-memory channel would just record a message that went nowhere.
+        return
+    try:
+        await channel.basic_publish(
+            b"",
+            exchange=DEFAULT_EXCHANGE,
+            routing_key="",  # no queue has an empty name: the message goes nowhere
+            properties=spec.Basic.Properties(message_type=WRITE_CHECK_TYPE),
+        )
+    except aiormq.exceptions.ChannelAccessRefused as exc:
+        raise refused(exc, "publish", queue=queue) from None
