@@ -109,7 +109,12 @@ def dead_letter_queue_arguments(config: QueueConfig | None = None) -> dict[str, 
 
 
 def refused(
-    exc: BaseException, operation: str, *, queue: str | None = None, exchange: str | None = None
+    exc: BaseException,
+    operation: str,
+    *,
+    queue: str | None = None,
+    exchange: str | None = None,
+    permission: str | None = None,
 ) -> TopologyError:
     """The :class:`TopologyError` for a permission the broker refused (403 ACCESS_REFUSED).
 
@@ -119,12 +124,14 @@ def refused(
     :param operation: what was refused: ``declare``, ``bind``, ``consume`` or ``publish``.
     :param queue: the work queue being set up or consumed.
     :param exchange: its exchange, if any.
+    :param permission: the permission refused, when the operation does not tell it (RabbitMQ's
+        reply names the resource but not the permission).
     """
     text = str(exc)
     found = _REFUSED_RESOURCE.search(text)
     kind, name = found.groups() if found else ("queue" if exchange is None else "exchange", "")
     name = name or (queue if kind == "queue" else exchange) or ""
-    permission = _PERMISSIONS.get((operation, kind), "some")
+    permission = permission or _PERMISSIONS.get((operation, kind), "some")
     if name == DEFAULT_EXCHANGE_RESOURCE:
         permission, why = "write", " (retry copies, dead letters and replies go through it)"
     else:
@@ -156,12 +163,13 @@ async def declare(
     exchange = target.exchange_name
     if exchange:
         await _declare_exchange(channel, target, exchange)
-    await _declare_queue(channel, queue, config.durable, work_queue_arguments(queue, config))
+    durable = config.durable
+    await _declare_queue(channel, queue, durable, work_queue_arguments(queue, config), queue=queue)
     if retry.max_retries != 0:
         delay = delay_queue_arguments(queue, retry.retry_delay_seconds, config)
-        await _declare_queue(channel, delay_queue_name(queue), config.durable, delay)
+        await _declare_queue(channel, delay_queue_name(queue), durable, delay, queue=queue)
     dead_letters = dead_letter_queue_arguments(config)
-    await _declare_queue(channel, dead_letter_queue_name(queue), config.durable, dead_letters)
+    await _declare_queue(channel, dead_letter_queue_name(queue), durable, dead_letters, queue=queue)
     await _check_default_exchange_write(channel, queue)
     if exchange:
         for key in target.routing_keys():
@@ -221,20 +229,27 @@ def _reuse_existing(exchange: str, kind: str, reason: str) -> None:
 
 async def _declare_queue(
     channel: aiormq.abc.AbstractChannel,
-    queue: str,
+    name: str,
     durable: bool,
     arguments: dict[str, Any] | None,
+    *,
+    queue: str,
 ) -> None:
+    """Declare ``name``: the work queue ``queue`` or one of its companions."""
     try:
-        await channel.queue_declare(queue, durable=durable, arguments=arguments or None)
+        await channel.queue_declare(name, durable=durable, arguments=arguments or None)
     except aiormq.exceptions.ChannelPreconditionFailed as exc:
         raise TopologyError(
-            f"queue {queue!r} exists with other arguments than eventrabbit declares ({exc}); "
+            f"queue {name!r} exists with other arguments than eventrabbit declares ({exc}); "
             "delete it or consume it with matching settings",
-            queue=queue,
+            queue=name,
         ) from None
     except aiormq.exceptions.ChannelAccessRefused as exc:
-        raise refused(exc, "declare", queue=queue) from None
+        # A queue that dead-letters also needs read permission on itself (and write on the
+        # dead-letter exchange, which the reply names); the reply does not say which.
+        dead_letters = bool(arguments and "x-dead-letter-exchange" in arguments)
+        permission = "configure or read" if dead_letters else "configure"
+        raise refused(exc, "declare", queue=queue, permission=permission) from None
 
 
 async def _check_default_exchange_write(channel: aiormq.abc.AbstractChannel, queue: str) -> None:
