@@ -1,0 +1,251 @@
+"""The stream under aiormq: hands pamqp a stand-in for a delivery it could not decode, and
+keeps the property bytes a faithful copy of a delivery needs.
+
+Theory of operation
+-------------------
+aiormq reads each frame as three ``readexactly`` calls on its ``StreamReader`` — the type
+octet (``n == 1``), then channel and size (6), then payload and end octet — and has pamqp
+decode it; a frame pamqp cannot decode ends the connection, and the broker redelivers the
+same message to the next one. :class:`WireReader` is that ``StreamReader``. When aiormq asks
+for one octet, it looks at the frame at the front of its buffer before aiormq takes any of it:
+
+- every other call, and a frame that is not a method or a content header (a body, a
+  heartbeat), costs one comparison: ``StreamReader.readexactly``'s own coroutine is returned;
+- a method or content-header frame whole in the buffer is inspected (and mended) in place; one
+  not yet whole is read first and put back (one coroutine more, only then);
+- ``Basic.Deliver``: an exchange or routing key that is not UTF-8 is replaced by its escaped
+  text; on a *watched* channel its delivery tag is noted for the header that follows;
+- a content header (after ``Deliver``, ``Return`` or ``GetOk``):
+  :func:`~eventrabbit.decodable.classify` checks its properties in one cheap pass; only a
+  suspect is decoded by pamqp on trial; for what pamqp refuses the frame is rewritten with a
+  stand-in (:mod:`eventrabbit.standins`), so the delivery arrives and the connection stays up.
+
+On a watched channel a delivery's property bytes are stashed under its delivery tag when a
+faithful copy needs them — a headers table, what pamqp would re-encode differently, or a
+stand-in (then with the problem) — for the consumer to :meth:`~WireReader.take`. A channel's
+stash goes when the channel opens or closes (delivery tags start again), and is bounded by
+:data:`MAX_STASHED`. The names of ``Basic.Return`` and ``Basic.GetOk`` are not mended:
+eventrabbit publishes only UTF-8 names and never gets.
+
+This reads ``StreamReader._buffer`` (a ``bytearray`` in CPython's asyncio since 3.4; checked
+when a reader is made) and relies on aiormq reading a frame as the three calls above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import aiormq.abc
+from aiormq.connection import TransportFactory
+from aiormq.exceptions import AMQPConnectionError
+from yarl import URL
+
+from .decodable import CLEAN, KEEP, classify
+from .properties import WireProperties, parse_properties
+from .standins import EMPTY_PROPERTIES, deliver_stand_in, header_stand_in
+
+log = logging.getLogger(__name__)
+
+#: The most deliveries a watched channel keeps stashed; beyond, the oldest goes. Above any
+#: prefetch count (a short), so only deliveries nobody takes are lost.
+MAX_STASHED = 65536
+
+_readexactly = asyncio.StreamReader.readexactly
+_METHOD, _HEADER = 1, 2
+_U32 = struct.Struct(">I").unpack_from
+_U64 = struct.Struct(">Q").unpack_from
+
+
+@dataclass(slots=True, frozen=True)
+class Stashed:
+    """What a delivery's content header carried, as it arrived.
+
+    :param properties: the property list (flag word first), for
+        :func:`~eventrabbit.properties.parse_properties`.
+    :param problem: what pamqp could not decode and what the stand-in the delivered message
+        carries changed (:mod:`eventrabbit.standins`), or ``None``.
+    """
+
+    properties: bytes
+    problem: str | None = None
+
+    def parse(self) -> WireProperties:
+        """The properties, to edit."""
+        return parse_properties(self.properties)
+
+
+class WireReader(asyncio.StreamReader):
+    """aiormq's ``StreamReader``, watching frames as described in :mod:`eventrabbit.wire`."""
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        if not isinstance(getattr(self, "_buffer", None), bytearray):
+            raise RuntimeError("asyncio.StreamReader has no bytearray _buffer on this Python")
+        self._buffer: bytearray
+        self._stashes: dict[int, dict[int, Stashed]] = {}  # watched channel -> tag -> stash
+        self._pending: dict[int, int] = {}  # channel -> tag of the Deliver before its header
+        self._names: dict[int, str] = {}  # channel -> what that Deliver's stand-in changed
+
+    def watch(self, channel_number: int) -> None:
+        """Stash the deliveries of this channel from now on, for :meth:`take`."""
+        self._stashes.setdefault(channel_number, {})
+
+    def take(self, channel_number: int, delivery_tag: int) -> Stashed | None:
+        """The stash of a delivery on a watched channel, once; ``None`` when it needs none
+        (pamqp decoded its properties and re-encodes them faithfully) or was not watched."""
+        stashes = self._stashes.get(channel_number)
+        return stashes.pop(delivery_tag, None) if stashes else None
+
+    def forget_channel(self, channel_number: int) -> None:
+        """Stop watching this channel and drop what it stashed."""
+        self._stashes.pop(channel_number, None)
+        self._pending.pop(channel_number, None)
+        self._names.pop(channel_number, None)
+
+    def readexactly(self, n: int) -> Coroutine[Any, Any, bytes]:
+        """``StreamReader.readexactly``, looking at each frame before its first octet goes."""
+        if n != 1:
+            return _readexactly(self, n)  # a frame's channel and size, or its payload
+        # A frame's type octet (or a heartbeat's end octet: then no method or header follows).
+        buf = self._buffer
+        if not buf:
+            return self._whole_frame(n)
+        kind = buf[0]
+        if kind != _METHOD and kind != _HEADER:
+            return _readexactly(self, n)  # body, heartbeat, frame end
+        if len(buf) < 7:
+            return self._whole_frame(n)
+        end = 8 + _U32(buf, 3)[0]
+        if len(buf) < end:
+            return self._whole_frame(n)
+        self._inspect(buf, end)
+        return _readexactly(self, n)
+
+    async def _whole_frame(self, n: int) -> bytes:
+        # Wait for the frame's first octet; for a method or content header wait for the whole
+        # frame, put it back, inspect it there. Then give aiormq the octet it asked for.
+        head = await _readexactly(self, 1)
+        rest = b""
+        if head[0] == _METHOD or head[0] == _HEADER:
+            size = await _readexactly(self, 6)
+            rest = size + await _readexactly(self, _U32(size, 2)[0] + 1)
+        self._buffer[0:0] = head + rest
+        if rest:
+            self._inspect(self._buffer, 1 + len(rest))
+        return await _readexactly(self, n)
+
+    def _inspect(self, buf: bytearray, end: int) -> None:
+        # The two frames of every delivery are looked at here, the rest in the calls below.
+        channel = buf[1] << 8 | buf[2]
+        if buf[0] == _HEADER:
+            tag = self._pending.pop(channel, None) if self._pending else None
+            verdict = classify(buf, 19, end - 1)
+            if verdict != CLEAN or tag is not None:
+                self._header(buf, end, channel, tag, verdict)
+        elif buf[10] == 60 and buf[8] == 60 and not buf[7] and not buf[9]:  # Basic.Deliver
+            tag_at = 12 + buf[11]  # after the consumer tag
+            if not buf[tag_at + 9 : end - 1].isascii():  # the exchange and routing key
+                self._deliver(buf, end, channel, tag_at)
+            elif channel in self._stashes:
+                self._pending[channel] = _U64(buf, tag_at)[0]
+        elif buf[8] == 20 and not buf[7] and buf[10] in (11, 40, 41) and not buf[9]:
+            # Channel.OpenOk, Close, CloseOk: the channel's delivery tags start again.
+            self.forget_channel(channel)
+
+    def _deliver(self, buf: bytearray, end: int, channel: int, tag_at: int) -> None:
+        stand_in = deliver_stand_in(bytes(buf[7 : end - 1]), tag_at + 9 - 7)
+        if channel in self._stashes:
+            self._pending[channel] = _U64(buf, tag_at)[0]
+            if stand_in is not None:
+                self._names[channel] = stand_in[1]
+        elif stand_in is not None:
+            log.warning("channel %d: a delivery's %s; it goes on escaped", channel, stand_in[1])
+        if stand_in is not None:
+            _rewrite(buf, end, stand_in[0])
+
+    def _header(
+        self, buf: bytearray, end: int, channel: int, tag: int | None, verdict: int
+    ) -> None:
+        problem = self._names.pop(channel, None) if self._names and tag is not None else None
+        if verdict == CLEAN and problem is None:
+            return  # pamqp reads it and writes it back as it was: no stash needed
+        raw = bytes(buf[19 : end - 1])
+        stand_in = None
+        if verdict != CLEAN and verdict != KEEP:
+            stand_in = header_stand_in(bytes(buf[7 : end - 1]))
+        if stand_in is not None:
+            _rewrite(buf, end, stand_in.payload)
+            raw = stand_in.properties  # parses: the original, or the stand-in's
+            problem = f"{problem}; {stand_in.problem}" if problem else stand_in.problem
+            if tag is None:
+                log.warning(
+                    "channel %d: a message's %s; it goes on with a stand-in", channel, problem
+                )
+                return
+        elif verdict != KEEP and not _parses(raw):  # only KEEP was walked all through
+            if problem is None:
+                return  # pamqp reads it, we cannot: a copy of it goes through pamqp
+            raw, problem = EMPTY_PROPERTIES, f"{problem}; malformed properties left out"
+        stashes = self._stashes.get(channel)
+        if tag is None or stashes is None:
+            return
+        if len(stashes) >= MAX_STASHED:
+            del stashes[next(iter(stashes))]
+        stashes[tag] = Stashed(raw, problem)
+
+
+def _parses(raw: bytes) -> bool:
+    try:
+        parse_properties(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def _rewrite(buf: bytearray, end: int, payload: bytes) -> None:
+    """Replace the frame at the start of ``buf`` by one of the same type and channel."""
+    buf[0:end] = bytes(buf[0:3]) + len(payload).to_bytes(4, "big") + payload + b"\xce"
+
+
+class WireTransport(TransportFactory):
+    """aiormq's ``transport_factory`` for ``amqp`` (TCP) and ``amqps`` (TLS) URLs: the
+    connection aiormq would open, reading through a :class:`WireReader`.
+
+    :attr reader: the reader of the last connection made, ``None`` before one.
+    """
+
+    def __init__(self) -> None:
+        self.reader: WireReader | None = None
+
+    async def create(
+        self, url: URL, **kwargs: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open the connection (as ``asyncio.open_connection`` does, with our reader)."""
+        provider = kwargs.pop("ssl_context_provider", None)
+        ssl = await provider.get_context() if url.scheme == "amqps" and provider else None
+        host, port = url.host, url.port
+        if host is None or port is None:
+            raise AMQPConnectionError(f"the URL names no host and port: {url.with_password(None)}")
+        loop = asyncio.get_running_loop()
+        reader = WireReader(loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: protocol, host, port, ssl=ssl, **kwargs
+            )
+        except OSError as exc:
+            raise AMQPConnectionError(*exc.args) from exc
+        self.reader = reader
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+def wire_of(connection: aiormq.abc.AbstractConnection) -> WireReader | None:
+    """The :class:`WireReader` of an eventrabbit AMQP connection; ``None`` for any other
+    (the in-memory broker's, or a plain aiormq one)."""
+    reader = getattr(connection, "wire", None)
+    return reader if isinstance(reader, WireReader) else None
