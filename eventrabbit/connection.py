@@ -22,6 +22,7 @@ import aiormq.abc
 from yarl import URL
 
 from .errors import BrokerUnavailable, ConfigurationError
+from .wire import WireReader, WireTransport
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,20 @@ class _Connection(aiormq.Connection):
     # aiormq's three, so a dead node is noticed within two heartbeat intervals.
     HEARTBEAT_GRACE_MULTIPLIER = 1
 
+    def __init__(self, url: str) -> None:
+        # Frames pamqp cannot decode get a stand-in instead of ending the connection.
+        self._wire_transport = WireTransport()
+        super().__init__(url, transport_factory=self._wire_transport)
+
+    @property
+    def wire(self) -> WireReader | None:
+        """The reader under this connection (:mod:`eventrabbit.wire`), once connected."""
+        return self._wire_transport.reader
+
 
 async def connect_amqp(url: str) -> aiormq.abc.AbstractConnection:
-    """The ``amqp``/``amqps`` transport: an aiormq connection.
+    """The ``amqp``/``amqps`` transport: an aiormq connection reading through a
+    :class:`~eventrabbit.wire.WireReader` (its ``wire``).
 
     :raises BrokerUnavailable: the broker did not accept it; the message names the censored URL.
     """
