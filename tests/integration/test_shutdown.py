@@ -8,6 +8,7 @@ the handler finished before ``consume`` (or ``close``) did.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiormq.abc
 import orjson
@@ -68,7 +69,7 @@ def gated_service(
     return events, handle, gates
 
 
-def log_end(task: asyncio.Future[object], log: list[str], what: str) -> None:
+def log_end(task: asyncio.Future[Any], log: list[str], what: str) -> None:
     task.add_done_callback(lambda _: log.append(what))
 
 
