@@ -1,5 +1,9 @@
-"""What the fault scenarios share: a handler's record, a paced publisher, a connection watch,
-a probe of queues, and the figures each scenario reports.
+"""What the fault scenarios share: a handler's record, a paced publisher, a watch on the
+consumer, a probe of queues, the services under test, and the figures each scenario reports.
+
+Waiting follows the suite's rules (``tests/helpers.py``): a consumer with ``handle.ready``,
+handled events through the :class:`Recorder`'s event, and what has no event (a consumer's
+loss of its connection, a node's alarm) through ``eventually``.
 
 Times are ``time.monotonic()`` seconds (the clock asyncio's default loop uses).
 """
@@ -24,6 +28,7 @@ import aiormq.abc
 
 from eventrabbit import (
     ConsumeChannel,
+    ConsumerStatus,
     Events,
     ExchangeType,
     Handle,
@@ -33,6 +38,7 @@ from eventrabbit import (
     RetryConfig,
     build_event_dependencies,
 )
+from tests.helpers import eventually, unique
 
 #: The action every scenario's events carry.
 ACTION = "fault.tick"
@@ -83,15 +89,33 @@ def report(result: FaultResult) -> FaultResult:
     return result
 
 
+def figures(
+    name: str,
+    recorder: Recorder,
+    *,
+    published: int,
+    recovery_s: float | None,
+    extra: dict[str, Any] | None = None,
+) -> FaultResult:
+    """A scenario's figures: what it published, what its handlers saw, how fast it recovered."""
+    return FaultResult(
+        name, published, recorder.handled, recorder.duplicates, recovery_s, extra or {}
+    )
+
+
+def recovery(first: float | None, since: float) -> float | None:
+    """Seconds from ``since`` to ``first`` (the first handling after a fault), if there was one."""
+    return None if first is None else seconds(first - since)
+
+
 def partial(
     name: str, stream: StreamResult, recorder: Recorder, extra: dict[str, Any]
 ) -> FaultResult:
     """The figures of a scenario that failed part-way, marked ``outcome=FAILED``."""
-    return FaultResult(
+    return figures(
         name,
+        recorder,
         published=len(stream.confirmed),
-        handled=recorder.handled,
-        duplicates=recorder.duplicates,
         recovery_s=None,
         extra={"outcome": "FAILED", "publish_failed": len(stream.failed), **extra},
     )
@@ -222,76 +246,76 @@ def assert_fails_loudly(result: StreamResult) -> None:
     assert not foreign, f"publishes raised something else than PublishError: {foreign!r}"
 
 
-# -- watching the consumer's connection -------------------------------------------------------
+# -- watching the consumer -------------------------------------------------------------------
 
 
-class ConnectionWatch:
-    """Samples ``handle.connection_count`` every few ms; records when it changed."""
+class ConsumerWatch:
+    """When the ``consume`` of one channel lost its connection, and when it consumed again.
 
-    def __init__(self, handle: Handle, interval: float = 0.005) -> None:
+    A loss has no event: :meth:`arm` starts looking at ``handle.status()`` (the one polling
+    primitive, every few ms) for the run to stop consuming or to have started again; the way
+    back is ``handle.ready()``. Every wait fails at once if ``consume`` ended.
+    """
+
+    #: Seconds between looks for a loss: the resolution of the loss times reported.
+    INTERVAL = 0.005
+
+    def __init__(self, handle: Handle, channel: ConsumeChannel, consume: asyncio.Task[None]):
         self.handle = handle
-        self.interval = interval
-        self.changes: list[tuple[float, int]] = []
-        self._task: asyncio.Task[None] | None = None
-        #: The ``consume`` task whose connection this is: waits fail at once if it ended.
-        self.consume: asyncio.Task[None] | None = None
+        self.channel = channel
+        self.consume = consume
+        self._before = 0
+        self._lost: asyncio.Task[float] | None = None
 
-    async def _run(self) -> None:
-        last = -1
-        while True:
-            count = self.handle.connection_count
-            if count != last:
-                self.changes.append((time.monotonic(), count))
-                last = count
-            await asyncio.sleep(self.interval)
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[ConnectionWatch]:
-        self._task = asyncio.create_task(self._run())
-        try:
-            yield self
-        finally:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def lost_after(self, moment: float) -> float | None:
-        """The first time after ``moment`` the consumer had no open connection."""
-        return next((at for at, count in self.changes if at >= moment and count == 0), None)
-
-    def back_after(self, moment: float) -> float | None:
-        """The first time after ``moment`` a lost consumer connection was open again."""
-        lost = self.lost_after(moment)
-        if lost is None:
-            return None
-        return next((at for at, count in self.changes if at > lost and count > 0), None)
+    def status(self) -> ConsumerStatus:
+        found = [s for s in self.handle.status() if s.queue == self.channel.queue_name]
+        if self.consume.done() or not found:
+            raise AssertionError(f"consume ended: {ended(self.consume)}")
+        return found[0]
 
     @property
-    def losses(self) -> int:
-        return sum(1 for _, count in self.changes[1:] if count == 0)
+    def reconnects(self) -> int:
+        """How often the consumer started again so far."""
+        return self.status().reconnects
 
-    async def wait_lost(self, moment: float, timeout: float) -> float:  # noqa: ASYNC109
-        return await self._poll(lambda: self.lost_after(moment), timeout, "connection lost")
+    def arm(self) -> None:
+        """Start looking for the next loss (call it before the fault)."""
+        self.disarm()
+        self._before = self.reconnects
+        self._lost = asyncio.create_task(self._until_lost())
 
-    async def wait_back(self, moment: float, timeout: float) -> float:  # noqa: ASYNC109
-        return await self._poll(lambda: self.back_after(moment), timeout, "reconnected")
+    def disarm(self) -> None:
+        if self._lost is not None and not self._lost.done():
+            self._lost.cancel()
 
-    async def _poll(
-        self,
-        probe: Callable[[], float | None],
-        timeout: float,  # noqa: ASYNC109
-        what: str,
-    ) -> float:
-        deadline = time.monotonic() + timeout
-        while (value := probe()) is None:
-            if self.consume is not None and self.consume.done():
-                raise AssertionError(
-                    f"consume ended while waiting for: {what}: {ended(self.consume)}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not within {timeout} s: consumer {what}")
-            await asyncio.sleep(0.01)
-        return value
+    async def _until_lost(self) -> float:
+        def lost() -> bool:
+            status = self.status()
+            return not status.consuming or status.reconnects > self._before
+
+        await eventually(
+            lost, what="the consumer lost its connection", timeout=3600, interval=self.INTERVAL
+        )
+        return time.monotonic()
+
+    async def lost(self, timeout: float) -> float:  # noqa: ASYNC109
+        """When the consumer was first seen without its connection, since :meth:`arm`."""
+        assert self._lost is not None, "arm() the watch before the fault"
+        done, _ = await asyncio.wait(
+            {self._lost, self.consume}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._lost not in done:
+            self.status()  # raises if consume ended
+            raise AssertionError(f"not within {timeout} s: the consumer lost its connection")
+        return self._lost.result()
+
+    async def back(self, timeout: float) -> float:  # noqa: ASYNC109
+        """When the consumer consumed again after the loss (``handle.ready``)."""
+        await self.lost(timeout)
+        await self.handle.ready(self.channel, timeout=timeout)
+        back = time.monotonic()
+        assert self.reconnects > self._before, "ready, but it never started again"
+        return back
 
 
 def ended(task: asyncio.Task[Any]) -> str:
@@ -340,18 +364,6 @@ class Probe:
             if not channel.is_closed:
                 await channel.close()
         return ok.message_count or 0, ok.consumer_count or 0
-
-    async def wait_consumed(self, name: str, timeout: float) -> float:  # noqa: ASYNC109
-        """Until the queue exists with a consumer again; the time it was first seen so."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with contextlib.suppress(aiormq.exceptions.AMQPError, ConnectionError, OSError):
-                info = await self.queue(name)
-                if info is not None and info[1] > 0:
-                    return time.monotonic()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"queue {name!r} had no consumer again within {timeout} s")
-            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         if self._connection is not None and not self._connection.is_closed:
@@ -417,11 +429,17 @@ def work_channel(
     return ConsumeChannel(url, queue, exchange, ExchangeType.DIRECT, queue_config=queue_config)
 
 
+#: Seconds a consumer may take to start on a private node (a deadline, not a speed goal).
+READY_TIMEOUT = 30.0
+
+
 @contextlib.asynccontextmanager
 async def consuming(handle: Handle, channel: ConsumeChannel) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``handle.consume(channel)`` in a task; close the handle (bounded) on the way out."""
+    """Run ``handle.consume(channel)`` in a task, ready once the block starts; close the handle
+    (bounded) on the way out."""
     task = asyncio.create_task(handle.consume(channel))
     try:
+        await handle.ready(channel, timeout=READY_TIMEOUT)
         yield task
     finally:
         async with asyncio.timeout(30):
@@ -434,3 +452,68 @@ async def close_services(*handles: Handle) -> None:
     for one in handles:
         async with asyncio.timeout(30):
             await one.close(timeout=5)
+
+
+@dataclass
+class Scenario:
+    """What a scenario runs: a consumer of a fresh queue (bound to a direct exchange it
+    declares), a producer publishing to it, a watch on the consumer and a probe of queues."""
+
+    queue: str
+    exchange: str
+    channel: ConsumeChannel
+    recorder: Recorder
+    handle: Handle
+    consume: asyncio.Task[None]
+    watch: ConsumerWatch
+    producer: Events
+    probe: Probe
+
+    @property
+    def send(self) -> Callable[[int], Awaitable[str]]:
+        """Publishes ``{"seq": seq}`` to the queue through the producer."""
+        return sender(self.producer, self.exchange, self.queue)
+
+    def still_consuming(self) -> None:
+        assert not self.consume.done(), f"consume ended: {ended(self.consume)}"
+
+
+@contextlib.asynccontextmanager
+async def scenario(
+    name: str,
+    url: str | Sequence[str],
+    *,
+    producer_url: str | Sequence[str] | None = None,
+    probe_url: str | None = None,
+    queue_config: QueueConfig | None = None,
+    service: tuple[Events, Handle] | None = None,
+    recorder: Recorder | None = None,
+) -> AsyncIterator[Scenario]:
+    """Start a scenario's services on private nodes; the block runs once the consumer is ready.
+
+    :param service: the consumer's ``events, handle`` (default: :func:`consumer_service`,
+        recording into ``recorder``).
+    :param probe_url: the node the probe looks at (default: the first of ``url``).
+    On the way out: the consumer must still run; every service is closed (bounded).
+    """
+    recorder = recorder or Recorder()
+    queue, exchange = unique(name), unique(f"{name}.ex")
+    _, handle = service or consumer_service(url, recorder, queue_config=queue_config)
+    producer, producer_handle = producer_service(producer_url or url)
+    channel = work_channel(url, queue, exchange, queue_config)
+    probe = Probe(probe_url or (url if isinstance(url, str) else url[0]))
+    consume = asyncio.create_task(handle.consume(channel))
+    watch = ConsumerWatch(handle, channel, consume)
+    try:
+        await handle.ready(channel, timeout=READY_TIMEOUT)
+        running = Scenario(
+            queue, exchange, channel, recorder, handle, consume, watch, producer, probe
+        )
+        yield running
+        running.still_consuming()
+    finally:
+        watch.disarm()
+        await probe.close()
+        await close_services(handle, producer_handle)
+        if consume.done() and not consume.cancelled():
+            consume.exception()  # retrieved: the scenario asserts on it

@@ -6,7 +6,6 @@ the others.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,23 +14,13 @@ from yarl import URL
 from eventrabbit import Handle, QueueConfig
 from tests.faults.rabbit_node import RabbitCluster, RabbitNode
 from tests.faults.support import (
-    ConnectionWatch,
-    FaultResult,
-    Probe,
-    Recorder,
     assert_fails_loudly,
-    close_services,
-    consumer_service,
-    consuming,
-    ended,
-    producer_service,
+    figures,
     publish_stream,
+    recovery,
     report,
-    seconds,
-    sender,
-    work_channel,
+    scenario,
 )
-from tests.helpers import unique
 
 pytestmark = pytest.mark.slow
 
@@ -65,54 +54,41 @@ async def test_quorum_queue_consumer_node_stopped(cluster: RabbitCluster) -> Non
     leader, publishing goes on through the other nodes, and every event is handled."""
     total = 3000
     urls = cluster.urls
-    placement = ""
-    queue, exchange = unique("quorum"), unique("quorum.ex")
     config = QueueConfig(prefetch_count=50, queue_type="quorum")
-    recorder = Recorder()
-    _, handle = consumer_service(urls, recorder, queue_config=config)
     # The producer prefers the second node, then the third: never the consumer's.
-    producer, producer_handle = producer_service([urls[1], urls[2], urls[0]])
-    watch = ConnectionWatch(handle)
-    probe = Probe(urls[1])
-    try:
-        async with (
-            consuming(handle, work_channel(urls, queue, exchange, config)) as consume,
-            watch.running(),
-        ):
-            watch.consume = consume
-            await probe.wait_consumed(queue, timeout=30)
-            # Endpoints are tried in order: the first URL answers, unless the pool says else.
-            victim = consumer_node(handle, cluster) or cluster.nodes[0]
-            listing = await victim.actl(
-                "list_queues", "name", "type", "leader", "members", "--no-table-headers", "-q"
-            )
-            placement = next(
-                (line for line in listing.splitlines() if line.startswith(queue + "\t")), listing
-            )
-            stream = asyncio.create_task(
-                publish_stream(sender(producer, exchange, queue), range(total), rate=300)
-            )
-            await recorder.wait_count(total // 3, timeout=60)
-            stop_at = time.monotonic()
-            await victim.stop_async()
-            lost = await watch.wait_lost(stop_at, timeout=30)
-            back = await watch.wait_back(stop_at, timeout=60)
-            moved_to = consumer_node(handle, cluster)
-            async with asyncio.timeout(120):
-                result = await stream
-            await recorder.wait_for(result.confirmed, timeout=90, what="confirmed events")
-            assert not consume.done(), f"consume ended: {ended(consume)}"
-    finally:
-        await probe.close()
-        await close_services(producer_handle)
+    async with scenario(
+        "quorum",
+        urls,
+        producer_url=[urls[1], urls[2], urls[0]],
+        probe_url=urls[1],
+        queue_config=config,
+    ) as s:
+        # Endpoints are tried in order: the first URL answers, unless the pool says else.
+        victim = consumer_node(s.handle, cluster) or cluster.nodes[0]
+        listing = await victim.actl(
+            "list_queues", "name", "type", "leader", "members", "--no-table-headers", "-q"
+        )
+        placement = next(
+            (line for line in listing.splitlines() if line.startswith(s.queue + "\t")), listing
+        )
+        stream = asyncio.create_task(publish_stream(s.send, range(total), rate=300))
+        await s.recorder.wait_count(total // 3, timeout=60)
+        s.watch.arm()
+        await victim.stop_async()
+        lost = await s.watch.lost(timeout=30)
+        back = await s.watch.back(timeout=60)
+        moved_to = consumer_node(s.handle, cluster)
+        async with asyncio.timeout(120):
+            result = await stream
+        await s.recorder.wait_for(result.confirmed, timeout=90, what="confirmed events")
+    recorder = s.recorder
     first = recorder.first_after(back)
     report(
-        FaultResult(
+        figures(
             "cluster-quorum-failover",
+            recorder,
             published=len(result.confirmed),
-            handled=recorder.handled,
-            duplicates=recorder.duplicates,
-            recovery_s=seconds(first - lost) if first else None,
+            recovery_s=recovery(first, since=lost),
             extra={
                 "nodes": len(cluster.nodes),
                 "stopped": victim.name.rsplit("-", 1)[1],

@@ -16,20 +16,18 @@ from tests.faults.rabbit_node import RabbitNode
 from tests.faults.support import (
     ACTION,
     PUBLISH_TIMEOUT,
-    ConnectionWatch,
-    FaultResult,
+    READY_TIMEOUT,
     Probe,
     Recorder,
     assert_fails_loudly,
     close_services,
-    consumer_service,
     consuming,
-    ended,
+    figures,
     producer_service,
     publish_stream,
+    recovery,
     report,
-    seconds,
-    sender,
+    scenario,
     work_channel,
 )
 from tests.helpers import unique
@@ -45,50 +43,37 @@ async def test_queue_deleted_under_the_consumer(node: RabbitNode) -> None:
     the queue was back (declared, bound, consumed) must be handled.
     """
     half = 1500
-    url = node.url()
-    queue, exchange = unique("deleted"), unique("deleted.ex")
-    recorder = Recorder()
-    _, handle = consumer_service(url, recorder)
-    producer, producer_handle = producer_service(url)
-    send = sender(producer, exchange, queue)
-    probe = Probe(url)
-    try:
-        async with consuming(handle, work_channel(url, queue, exchange)) as consume:
-            await probe.wait_consumed(queue, timeout=20)
-            first = asyncio.create_task(publish_stream(send, range(half), rate=300))
-            await recorder.wait_count(half // 5, timeout=30)
-            await node.delete_queue(queue)  # mid-stream: the first half still flows
-            deleted = time.monotonic()
-            back = await probe.wait_consumed(queue, timeout=30)
-            async with asyncio.timeout(60):
-                first_half = await first
-            second_half = await publish_stream(send, range(half, 2 * half), rate=600)
-            # Everything whose publish started once the queue was back must arrive.
-            confirmed = first_half.confirmed | second_half.confirmed
-            started = first_half.started | second_half.started
-            after_back = [seq for seq, at in started.items() if at > back and seq in confirmed]
-            await recorder.wait_for(after_back, timeout=60, what="published after the re-declare")
-            assert not consume.done(), f"consume ended: {ended(consume)}"
-            running_after = not consume.done()
-    finally:
-        await probe.close()
-        await close_services(producer_handle)
+    async with scenario("deleted", node.url()) as s:
+        first = asyncio.create_task(publish_stream(s.send, range(half), rate=300))
+        await s.recorder.wait_count(half // 5, timeout=30)
+        s.watch.arm()
+        await node.delete_queue(s.queue)  # mid-stream: the first half still flows
+        deleted = time.monotonic()
+        back = await s.watch.back(timeout=30)  # declared, bound and consumed again
+        async with asyncio.timeout(60):
+            first_half = await first
+        second_half = await publish_stream(s.send, range(half, 2 * half), rate=600)
+        # Everything whose publish started once the queue was back must arrive.
+        confirmed = first_half.confirmed | second_half.confirmed
+        started = first_half.started | second_half.started
+        after_back = [seq for seq, at in started.items() if at > back and seq in confirmed]
+        await s.recorder.wait_for(after_back, timeout=60, what="published after the re-declare")
+        s.still_consuming()
+    recorder, producer = s.recorder, s.producer
 
     confirmed_first = set(first_half.confirmed)
     first_handled = recorder.first_after(back)
     report(
-        FaultResult(
+        figures(
             "queue-deleted",
+            recorder,
             published=len(first_half.confirmed) + len(second_half.confirmed),
-            handled=recorder.handled,
-            duplicates=recorder.duplicates,
-            recovery_s=seconds(first_handled - deleted) if first_handled else None,
+            recovery_s=recovery(first_handled, since=deleted),
             extra={
                 "redeclared_s": back - deleted,
                 "gone_with_queue": len(recorder.missing(confirmed_first)),
                 "unroutable": getattr(producer.publisher, "unroutable_count", "n/a"),
                 "after_back": len(after_back),
-                "consume_running": running_after,
             },
         )
     )
@@ -104,6 +89,7 @@ async def test_cancel_during_a_slow_handler(node: RabbitNode) -> None:
     handler finishes, its message is acked once and never redelivered to the next consumer.
     """
     total, slow_s = 2000, 1.5
+    sentinel = total  # published behind everything, handled last
     slow = {600: slow_s, 1300: slow_s}
     url = node.url()
     queue, exchange = unique("slow"), unique("slow.ex")
@@ -142,7 +128,7 @@ async def test_cancel_during_a_slow_handler(node: RabbitNode) -> None:
         first = consumer()
         handles.append(first)
         consume = asyncio.create_task(first.consume(channel))
-        await probe.wait_consumed(queue, timeout=20)
+        await first.ready(channel, timeout=READY_TIMEOUT)
         stream = asyncio.create_task(publish_stream(send, range(total), rate=500))
 
         # 1. cancel the consume task while the handler of 600 sleeps.
@@ -174,7 +160,10 @@ async def test_cancel_during_a_slow_handler(node: RabbitNode) -> None:
             async with asyncio.timeout(60):
                 result = await stream
             await recorder.wait_for(result.confirmed, timeout=60, what="confirmed events")
-            await asyncio.sleep(1)  # would-be redeliveries get their chance to show
+            # A redelivery would have been requeued when its channel closed, ahead of anything
+            # published since: once a sentinel behind it is handled, it would have shown.
+            await send(sentinel)
+            await recorder.wait_for([sentinel], timeout=30, what="the sentinel")
         depth = await probe.queue(queue)
     finally:
         await probe.close()
@@ -182,12 +171,11 @@ async def test_cancel_during_a_slow_handler(node: RabbitNode) -> None:
 
     first_after = recorder.first_after(stopped_at)
     report(
-        FaultResult(
+        figures(
             "cancel-during-slow-handler",
+            recorder,
             published=len(result.confirmed),
-            handled=recorder.handled,
-            duplicates=recorder.duplicates,
-            recovery_s=seconds(first_after - cancelled_at) if first_after else None,
+            recovery_s=recovery(first_after, since=cancelled_at),
             extra={
                 "cancel_took_s": stopped_at - cancelled_at,
                 "close_took_s": closed_at - closing_at,
@@ -217,7 +205,6 @@ async def test_delayed_retry_survives_a_broker_restart(node: RabbitNode) -> None
     """
     total, delay_s, fail_every = 2000, 3.0, 20
     url = node.url()
-    queue, exchange = unique("delayed"), unique("delayed.ex")
     recorder = Recorder()
     attempts: Counter[int] = Counter()
     first_failure: dict[int, float] = {}
@@ -238,36 +225,20 @@ async def test_delayed_retry_survives_a_broker_restart(node: RabbitNode) -> None
             raise RuntimeError(f"first attempt of {seq} fails")
         recorder.record(seq)
 
-    producer, producer_handle = producer_service(url)
-    watch = ConnectionWatch(handle)
-    probe = Probe(url)
-    try:
-        async with (
-            consuming(handle, work_channel(url, queue, exchange)) as consume,
-            watch.running(),
-        ):
-            watch.consume = consume
-            await probe.wait_consumed(queue, timeout=20)
-            stream = asyncio.create_task(
-                publish_stream(sender(producer, exchange, queue), range(total), rate=250)
-            )
-            await recorder.wait_count(total // 3, timeout=30)
-            waiting_before = (await probe.queue(f"{queue}.delay") or (0, 0))[0]
-            await probe.close()
-            stop_at = time.monotonic()
-            await node.stop_async()
-            halted = time.monotonic()  # the VM has exited
-            down = watch.lost_after(stop_at)
-            assert down is not None
-            await node.start_async()
-            back = await watch.wait_back(stop_at, timeout=60)
-            async with asyncio.timeout(90):
-                result = await stream
-            await recorder.wait_for(result.confirmed, timeout=60, what="confirmed events")
-            assert not consume.done(), f"consume ended: {ended(consume)}"
-    finally:
-        await probe.close()
-        await close_services(handle, producer_handle)
+    async with scenario("delayed", url, service=(events, handle), recorder=recorder) as s:
+        stream = asyncio.create_task(publish_stream(s.send, range(total), rate=250))
+        await recorder.wait_count(total // 3, timeout=30)
+        waiting_before = (await s.probe.queue(f"{s.queue}.delay") or (0, 0))[0]
+        await s.probe.close()
+        s.watch.arm()
+        await node.stop_async()
+        halted = time.monotonic()  # the VM has exited
+        down = await s.watch.lost(timeout=30)
+        await node.start_async()
+        back = await s.watch.back(timeout=60)
+        async with asyncio.timeout(90):
+            result = await stream
+        await recorder.wait_for(result.confirmed, timeout=60, what="confirmed events")
 
     # Failed (and so copied to the delay queue, whose TTL starts then) before the consumer lost
     # the node, and less than the delay before the VM had exited: in the delay queue when it
@@ -278,12 +249,11 @@ async def test_delayed_retry_survives_a_broker_restart(node: RabbitNode) -> None
     retried_after_restart = [seq for seq in in_delay if recorder.first_handled[seq] > back]
     first = recorder.first_after(back)
     report(
-        FaultResult(
+        figures(
             "delayed-retry-across-restart",
+            recorder,
             published=len(result.confirmed),
-            handled=recorder.handled,
-            duplicates=recorder.duplicates,
-            recovery_s=seconds(first - down) if first else None,
+            recovery_s=recovery(first, since=down),
             extra={
                 "failed_first_attempt": len(first_failure),
                 "in_delay_at_stop": len(in_delay),
