@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .common import QueueConfig, ReconnectConfig, RetryConfig, check_seconds
+from .checks import check_seconds
+from .common import QueueConfig, ReconnectConfig, RetryConfig
 from .confirm import DEFAULT_PUBLISH_TIMEOUT
 from .connection import as_urls
 from .errors import ConfigurationError

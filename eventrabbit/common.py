@@ -2,115 +2,32 @@
 
 The seed API imports :class:`ConsumeChannel` from this module, so it keeps that name and home.
 
-Every value is checked when it is made, against the limits the broker (or the event loop)
-would otherwise hit much later, inside ``consume``: a :class:`ConfigurationError` names the
-field, the value and the limit.
+Every value is checked when it is made (:mod:`eventrabbit.checks`): a
+:class:`ConfigurationError` names the field, the value and the limit.
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from yarl import URL
-
 from . import envelope
+from .checks import (
+    MAX_PREFETCH_COUNT,
+    as_tuple,
+    censor_url,
+    check_bool,
+    check_delay,
+    check_int,
+    check_name,
+    check_queue_name,
+    check_seconds,
+    check_urls,
+    shown,
+)
 from .errors import ConfigurationError
-
-#: Queue and exchange names and routing keys are AMQP short strings: at most 255 bytes.
-MAX_NAME_BYTES = 255
-#: Suffix of the queue that delays retries (see :mod:`eventrabbit.topology`).
-DELAY_SUFFIX = ".delay"
-#: Suffix of the dead-letter queue.
-DEAD_LETTER_SUFFIX = ".dlq"
-#: The longest queue name eventrabbit accepts: its companion queues must fit too.
-MAX_QUEUE_NAME_BYTES = MAX_NAME_BYTES - max(len(DELAY_SUFFIX), len(DEAD_LETTER_SUFFIX))
-#: basic.qos carries the prefetch count in 16 bits.
-MAX_PREFETCH_COUNT = 65_535
-#: The largest ``x-message-ttl`` in milliseconds: 2**32 - 1, the bound older RabbitMQ versions
-#: enforce (``MAX_EXPIRY_TIMER``, from ``erlang:send_after``). RabbitMQ 3.10 accepts up to ten
-#: years, but a delay queue must declare on every broker of a fleet.
-MAX_TTL_MILLISECONDS = 2**32 - 1
-#: The largest integer an AMQP field table holds (a signed 64-bit long-long).
-MAX_TABLE_INTEGER = 2**63 - 1
-#: Names RabbitMQ keeps for itself: declaring such a queue is refused.
-RESERVED_PREFIX = "amq."
-#: What a password is replaced with wherever a URL is shown.
-CENSORED = "******"
-
-
-def censor_url(url: str | URL) -> str:
-    """The URL with its password replaced, fit for logs, reprs and exception messages.
-
-    Never raises: a URL that cannot be parsed is not shown at all, since its password could not
-    be found reliably.
-    """
-    try:
-        parsed = URL(url)
-    except (TypeError, ValueError):
-        return "<a URL that cannot be parsed, not shown>"
-    if parsed.password is not None:
-        parsed = parsed.with_password(CENSORED)
-    return str(parsed)
-
-
-def milliseconds(seconds: float) -> int:
-    """Seconds as the whole milliseconds RabbitMQ's TTL arguments take."""
-    return round(seconds * 1000)
-
-
-# ---------------------------------------------------------------------------------------------
-# Checks: each raises ConfigurationError naming ``where`` (e.g. ``QueueConfig.prefetch_count``),
-# the value and the limit.
-
-
-def _shown(value: object) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int past Python's digit limit for str()
-        return f"<{type(value).__name__} too large to show>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def check_int(where: str, value: object, minimum: int, maximum: int = MAX_TABLE_INTEGER) -> None:
-    """An ``int`` (not a ``bool``) within ``minimum..maximum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{where}={_shown(value)} must be an int")
-    if not minimum <= value <= maximum:
-        raise ConfigurationError(f"{where}={_shown(value)} must be within {minimum}..{maximum}")
-
-
-def check_seconds(where: str, value: object, *, positive: bool = False) -> float:
-    """A finite, real number of seconds, ``> 0`` if ``positive`` else ``>= 0``; as a float."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{where}={_shown(value)} must be a number of seconds")
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
-    if not math.isfinite(seconds):
-        raise ConfigurationError(f"{where}={_shown(value)} must be a finite number of seconds")
-    if seconds < 0 or (positive and seconds == 0):
-        limit = "more than 0" if positive else "0 or more"
-        raise ConfigurationError(f"{where}={_shown(value)} must be {limit} seconds")
-    return seconds
-
-
-def check_name(where: str, value: object, maximum: int = MAX_NAME_BYTES, why: str = "") -> None:
-    """A ``str`` of at most ``maximum`` bytes in UTF-8."""
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{where}={_shown(value)} must be a str")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ConfigurationError(f"{where}={_shown(value)} cannot be encoded in UTF-8") from None
-    if size > maximum:
-        raise ConfigurationError(
-            f"{where}={_shown(value)} is {size} bytes in UTF-8; the limit is {maximum}{why}"
-        )
 
 
 class ExchangeType(enum.StrEnum):
@@ -145,7 +62,7 @@ class RetryConfig:
 
     :param max_retries: retries after the first attempt; ``-1`` retries forever, ``0`` never.
     :param retry_delay_seconds: the delay before each retry, done by the broker (a TTL queue):
-        finite, ``0`` or more, and at most :data:`MAX_TTL_MILLISECONDS` ms (about 49.7 days).
+        finite, ``0`` or more, and at most 2**32 - 1 ms (about 49.7 days).
     :raises ConfigurationError: a value outside these limits, or not a number.
     """
 
@@ -154,13 +71,7 @@ class RetryConfig:
 
     def __post_init__(self) -> None:
         check_int("RetryConfig.max_retries", self.max_retries, -1)
-        delay = check_seconds("RetryConfig.retry_delay_seconds", self.retry_delay_seconds)
-        if milliseconds(delay) > MAX_TTL_MILLISECONDS:
-            raise ConfigurationError(
-                f"RetryConfig.retry_delay_seconds={_shown(self.retry_delay_seconds)} exceeds the "
-                f"broker's message TTL limit of {MAX_TTL_MILLISECONDS} ms "
-                f"({MAX_TTL_MILLISECONDS / 1000} s)"
-            )
+        check_delay("RetryConfig.retry_delay_seconds", self.retry_delay_seconds)
 
 
 @dataclass(slots=True, frozen=True)
@@ -179,8 +90,8 @@ class ReconnectConfig:
         ceiling = check_seconds("ReconnectConfig.max_delay", self.max_delay, positive=True)
         if ceiling < initial:
             raise ConfigurationError(
-                f"ReconnectConfig.max_delay={_shown(self.max_delay)} must be initial_delay "
-                f"({_shown(self.initial_delay)}) or more"
+                f"ReconnectConfig.max_delay={shown(self.max_delay)} must be initial_delay "
+                f"({shown(self.initial_delay)}) or more"
             )
 
 
@@ -217,15 +128,14 @@ class QueueConfig:
 
     def __post_init__(self) -> None:
         check_int("QueueConfig.prefetch_count", self.prefetch_count, 1, MAX_PREFETCH_COUNT)
-        if not isinstance(self.durable, bool):
-            raise ConfigurationError(f"QueueConfig.durable={_shown(self.durable)} must be a bool")
+        check_bool("QueueConfig.durable", self.durable)
         check_int("QueueConfig.max_body_size", self.max_body_size, 1)
         check_seconds("QueueConfig.grace_timeout", self.grace_timeout)
         if self.queue_type is not None and (
             not isinstance(self.queue_type, str) or self.queue_type not in QUEUE_TYPES
         ):
             raise ConfigurationError(
-                f"QueueConfig.queue_type={_shown(self.queue_type)} must be None or one of "
+                f"QueueConfig.queue_type={shown(self.queue_type)} must be None or one of "
                 f"{sorted(QUEUE_TYPES)}"
             )
         if self.queue_type == "quorum" and not self.durable:
@@ -273,51 +183,23 @@ class ConsumeChannel:
     exchange_durable: bool = field(default=True, kw_only=True)
 
     def __post_init__(self) -> None:
-        self._check_urls()
-        self._check_queue_name()
+        object.__setattr__(self, "url", check_urls("ConsumeChannel.url", self.url))
+        check_queue_name("ConsumeChannel.queue_name", self.queue_name)
         if self.exchange_name is not None:
             check_name("ConsumeChannel.exchange_name", self.exchange_name)
         object.__setattr__(self, "exchange_type", coerce_exchange_type(self.exchange_type))
         if self.queue_config is not None and not isinstance(self.queue_config, QueueConfig):
             raise ConfigurationError(
-                f"ConsumeChannel.queue_config={_shown(self.queue_config)} must be a QueueConfig"
+                f"ConsumeChannel.queue_config={shown(self.queue_config)} must be a QueueConfig"
             )
         keys = self.binding_keys
         if keys is not None:
-            keys = (keys,) if isinstance(keys, str) else _as_tuple("binding_keys", keys)
+            keys = keys if not isinstance(keys, str) else (keys,)
+            keys = as_tuple("ConsumeChannel.binding_keys", keys)
             for key in keys:
                 check_name("ConsumeChannel.binding_keys[...]", key)
             object.__setattr__(self, "binding_keys", keys)
-        if not isinstance(self.exchange_durable, bool):
-            raise ConfigurationError(
-                f"ConsumeChannel.exchange_durable={_shown(self.exchange_durable)} must be a bool"
-            )
-
-    def _check_urls(self) -> None:
-        # Only the types here: whether a scheme has a transport is known when consume starts
-        # (eventrabbit.testing registers memory:// on import). Never show a URL: it may hold a
-        # password in a form censor_url cannot find.
-        if not isinstance(self.url, str):
-            urls = _as_tuple("url", self.url, show=False)
-            if not urls or not all(isinstance(one, str) for one in urls):
-                raise ConfigurationError("ConsumeChannel.url must be a str or a list of them")
-            object.__setattr__(self, "url", urls)
-
-    def _check_queue_name(self) -> None:
-        name = self.queue_name
-        check_name(
-            "ConsumeChannel.queue_name",
-            name,
-            MAX_QUEUE_NAME_BYTES,
-            f" ({MAX_NAME_BYTES} less the {DELAY_SUFFIX!r} suffix of its delay queue)",
-        )
-        if not name:
-            raise ConfigurationError("ConsumeChannel.queue_name='' must not be empty")
-        if name.startswith(RESERVED_PREFIX):
-            raise ConfigurationError(
-                f"ConsumeChannel.queue_name={_shown(name)} starts with {RESERVED_PREFIX!r}, "
-                "which RabbitMQ reserves for itself"
-            )
+        check_bool("ConsumeChannel.exchange_durable", self.exchange_durable)
 
     def __repr__(self) -> str:
         shown = []
@@ -343,14 +225,6 @@ class ConsumeChannel:
         # Direct and topic route by key; an exchange of unknown type (named without one) is
         # bound with the queue name too, which fanout and headers exchanges ignore anyway.
         return (self.queue_name,)
-
-
-def _as_tuple(name: str, value: object, *, show: bool = True) -> tuple[Any, ...]:
-    try:
-        return tuple(value)  # type: ignore[arg-type]
-    except TypeError:
-        shown = f"={_shown(value)}" if show else f" of type {type(value).__name__}"
-        raise ConfigurationError(f"ConsumeChannel.{name}{shown} must be a str or a list") from None
 
 
 @dataclass(slots=True, frozen=True)

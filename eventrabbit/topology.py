@@ -10,8 +10,8 @@ Each work queue ``q`` has two companions:
 - ``q.dlq`` holds what failed for good and what could not be read.
 
 Declaring never retries what cannot work: a clash with what exists (406), a missing exchange
-(404) or a permission the broker refuses (403) is a :class:`TopologyError` naming the queue or
-exchange, and for a refusal the permission.
+(404) or a permission the broker refuses (403, see :mod:`eventrabbit.permissions`) is a
+:class:`TopologyError` naming the queue or exchange, and for a refusal the permission.
 """
 
 from __future__ import annotations
@@ -24,34 +24,23 @@ import aiormq
 import aiormq.abc
 from pamqp import commands as spec
 
-from .common import DEAD_LETTER_SUFFIX as DEAD_LETTER_SUFFIX
-from .common import DELAY_SUFFIX as DELAY_SUFFIX
-from .common import ConsumeChannel, QueueConfig, RetryConfig, milliseconds
+from .checks import DEAD_LETTER_SUFFIX as DEAD_LETTER_SUFFIX
+from .checks import DELAY_SUFFIX as DELAY_SUFFIX
+from .checks import milliseconds
+from .common import ConsumeChannel, QueueConfig, RetryConfig
 from .errors import TopologyError
+from .permissions import refused
 
 log = logging.getLogger(__name__)
 
 #: The default exchange: routes by queue name.
 DEFAULT_EXCHANGE = ""
-#: RabbitMQ's name for the default exchange in permissions and in its errors.
-DEFAULT_EXCHANGE_RESOURCE = "amq.default"
 #: RabbitMQ's pseudo-queue for direct reply-to: consume it for replies, name it in reply_to.
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 #: The ``type`` property of the empty message that checks, when consuming starts, that the
 #: user may write to the default exchange. It has routing key ``""``, which names no queue.
 WRITE_CHECK_TYPE = "eventrabbit.write-check"
 
-# The resource a 403 names: "ACCESS_REFUSED - access to queue 'q' in vhost 'v' refused ...".
-_REFUSED_RESOURCE = re.compile(r"access to (queue|exchange) '(.*)' in vhost")
-# What an operation needs of each kind of resource it touches, in RabbitMQ's permission model.
-_PERMISSIONS = {
-    ("declare", "queue"): "configure",
-    ("declare", "exchange"): "configure",
-    ("bind", "queue"): "write",
-    ("bind", "exchange"): "read",
-    ("consume", "queue"): "read",
-    ("publish", "exchange"): "write",
-}
 # A 406 for an exchange names the first setting that differs; RabbitMQ compares the type first
 # (rabbit_exchange:assert_equivalence: type, durable, auto_delete, internal, arguments).
 _TYPE_CLASH = "inequivalent arg 'type'"
@@ -106,43 +95,6 @@ def delay_queue_arguments(
 def dead_letter_queue_arguments(config: QueueConfig | None = None) -> dict[str, Any]:
     """The dead-letter queue is a plain queue of the configured type."""
     return _type_arguments(config)
-
-
-def refused(
-    exc: BaseException,
-    operation: str,
-    *,
-    queue: str | None = None,
-    exchange: str | None = None,
-    permission: str | None = None,
-) -> TopologyError:
-    """The :class:`TopologyError` for a permission the broker refused (403 ACCESS_REFUSED).
-
-    Also for code that meets the refusal later (``basic.consume``, a retry publish).
-
-    :param exc: the broker's refusal; its text names the queue or exchange refused.
-    :param operation: what was refused: ``declare``, ``bind``, ``consume`` or ``publish``.
-    :param queue: the work queue being set up or consumed.
-    :param exchange: its exchange, if any.
-    :param permission: the permission refused, when the operation does not tell it (RabbitMQ's
-        reply names the resource but not the permission).
-    """
-    text = str(exc)
-    found = _REFUSED_RESOURCE.search(text)
-    kind, name = found.groups() if found else ("queue" if exchange is None else "exchange", "")
-    name = name or (queue if kind == "queue" else exchange) or ""
-    permission = permission or _PERMISSIONS.get((operation, kind), "some")
-    if name == DEFAULT_EXCHANGE_RESOURCE:
-        permission, why = "write", " (retry copies, dead letters and replies go through it)"
-    else:
-        why = ""
-    return TopologyError(
-        f"consuming queue {queue!r} needs {permission} permission on {kind} {name!r}{why} to "
-        f"{operation}, which the broker refuses this user ({text}); grant it (rabbitmqctl "
-        "set_permissions) and start consuming again",
-        queue=queue,
-        exchange=name if kind == "exchange" else exchange,
-    )
 
 
 async def declare(

@@ -20,7 +20,8 @@ import pytest
 from yarl import URL
 
 import eventrabbit
-from eventrabbit.common import ConsumeChannel, QueueConfig, RetryConfig, censor_url
+from eventrabbit.checks import censor_url
+from eventrabbit.common import ConsumeChannel, QueueConfig, RetryConfig
 from eventrabbit.connection import open_connection
 from tests.conftest import Services
 from tests.helpers import BROKER_URL, Calls, collect, eventually, rabbitmqctl

@@ -170,7 +170,7 @@ async def test_no_write_permission_on_the_default_exchange(
     raises=TimeoutError,
     reason="basic.consume's 403 is met in QueueConsumer.start (consumer.py), which today lets "
     "handle.py treat it as a lost channel and reconnect; it should raise "
-    "topology.refused(exc, 'consume', queue=...) — coordinated, not in this change",
+    "eventrabbit.permissions.refused(exc, 'consume', queue=...) — coordinated, not in this change",
 )
 async def test_no_read_permission_on_the_queue(restricted: Restricted, services: Services) -> None:
     url = await restricted(read=_but(QUEUE))

@@ -13,16 +13,13 @@ from typing import Any
 import pytest
 
 from eventrabbit import build_event_dependencies
-from eventrabbit.common import (
+from eventrabbit.checks import (
     MAX_NAME_BYTES,
     MAX_PREFETCH_COUNT,
     MAX_QUEUE_NAME_BYTES,
     MAX_TTL_MILLISECONDS,
-    ConsumeChannel,
-    QueueConfig,
-    ReconnectConfig,
-    RetryConfig,
 )
+from eventrabbit.common import ConsumeChannel, QueueConfig, ReconnectConfig, RetryConfig
 from eventrabbit.errors import ConfigurationError
 from eventrabbit.topology import (
     dead_letter_queue_name,
