@@ -16,6 +16,7 @@ from .common import (
     RetryConfig,
 )
 from .errors import (
+    AccessRefused,
     BrokerUnavailable,
     ChannelLost,
     ConfigurationError,
@@ -38,6 +39,7 @@ from .handle import Handle
 from .status import ConsumerStatus
 
 __all__ = [
+    "AccessRefused",
     "BrokerUnavailable",
     "ChannelLost",
     "ConfigurationError",

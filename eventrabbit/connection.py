@@ -21,7 +21,8 @@ import aiormq
 import aiormq.abc
 from yarl import URL
 
-from .errors import BrokerUnavailable, ConfigurationError
+from .checks import censor_url
+from .errors import AccessRefused, BrokerUnavailable, ConfigurationError
 from .wire import WireReader, WireTransport
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,8 @@ CHANNEL_GONE = (
 Transport = Callable[[str], Awaitable[aiormq.abc.AbstractConnection]]
 
 
-def censor(url: str | URL) -> str:
-    """The URL with its password replaced, fit for logs and exception messages."""
-    parsed = URL(url)
-    if parsed.password is not None:
-        parsed = parsed.with_password("******")
-    return str(parsed)
+#: The URL with its password replaced, fit for logs and exception messages.
+censor = censor_url
 
 
 def check_url(url: str) -> None:
@@ -119,7 +116,28 @@ async def connect_amqp(url: str) -> aiormq.abc.AbstractConnection:
     except (OSError, aiormq.exceptions.AMQPError, TimeoutError) as exc:
         safe = censor(url)
         reason = str(exc).replace(url, safe) or type(exc).__name__
+        refused = _refusal(exc, URL(url))
+        if refused is not None:
+            raise AccessRefused(f"{safe}: {refused}", url=safe) from None
         raise BrokerUnavailable(f"cannot connect to {safe}: {reason}", url=safe) from None
+
+
+def _refusal(exc: BaseException, url: URL) -> str | None:
+    """What the broker refused, in words, if ``exc`` is a refused login or vhost."""
+    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
+        return f"the broker refused the login of user {url.user!r} (wrong user or password): {exc}"
+    vhost = url.path[1:] or "/"
+    # aiormq 7 reports a Connection.Close in answer to Connection.Open (530 NOT_ALLOWED) as an
+    # unexpected frame and drops its text: that answer only ever means the vhost was refused.
+    refused_open = isinstance(exc, aiormq.exceptions.InvalidFrameError) and (
+        "Connection.OpenOk" in str(exc) and "Connection.Close" in str(exc)
+    )
+    if refused_open or isinstance(exc, aiormq.exceptions.ConnectionNotAllowed):
+        return (
+            f"the broker refused virtual host {vhost!r} to user {url.user!r} (the vhost does "
+            "not exist, or the user has no permissions in it)"
+        )
+    return None
 
 
 _transports: dict[str, Transport] = dict.fromkeys(AMQP_SCHEMES, connect_amqp)
@@ -175,6 +193,8 @@ class Endpoints:
             index = (self._start + offset) % count
             try:
                 connection = await open_connection(self.urls[index])
+            except AccessRefused:
+                raise  # the same user is refused on every node of a cluster
             except BrokerUnavailable as exc:
                 errors.append(str(exc))
                 continue
@@ -182,71 +202,6 @@ class Endpoints:
             log.info("connected to %s", censor(self.urls[index]))
             return connection
         raise BrokerUnavailable("; ".join(errors), url=str(self))
-
-
-class OwnChannel:
-    """A connection of one's own with one confirm-mode channel, opened on first use and
-    reopened after a loss. The publisher and the RPC client each hold one.
-
-    :param on_connect: called after a new connection opened.
-    :param on_channel: awaited with each new channel before it is used.
-    """
-
-    def __init__(
-        self,
-        url: str | Sequence[str],
-        *,
-        on_connect: Callable[[], None] | None = None,
-        on_channel: Callable[[aiormq.abc.AbstractChannel], Awaitable[None]] | None = None,
-    ) -> None:
-        self.endpoints = Endpoints(url)
-        self._on_connect = on_connect
-        self._on_channel = on_channel
-        self._connection: aiormq.abc.AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
-        self._lock = asyncio.Lock()
-
-    @property
-    def connected(self) -> bool:
-        """Whether the connection is open now."""
-        return self._connection is not None and not self._connection.is_closed
-
-    @property
-    def open_channel(self) -> aiormq.abc.AbstractChannel | None:
-        """The channel if it is open now, else ``None``."""
-        channel = self._channel
-        return channel if channel is not None and not channel.is_closed else None
-
-    async def get(self) -> aiormq.abc.AbstractChannel:
-        """The open channel, connecting and opening one first if needed.
-
-        :raises BrokerUnavailable: no node answered.
-        """
-        channel = self.open_channel
-        if channel is not None:
-            return channel
-        async with self._lock:
-            channel = self.open_channel
-            if channel is None:
-                if not self.connected:
-                    self._connection = await self.endpoints.connect()
-                    if self._on_connect is not None:
-                        self._on_connect()
-                assert self._connection is not None
-                channel = await self._connection.channel(publisher_confirms=True)
-                if self._on_channel is not None:
-                    await self._on_channel(channel)
-                self._channel = channel
-            return channel
-
-    def detach(self) -> aiormq.abc.AbstractConnection | None:
-        """Forget the connection (the next :meth:`get` opens a new one) and return it."""
-        connection, self._connection, self._channel = self._connection, None, None
-        return connection
-
-    async def close(self) -> None:
-        """Close the connection; the next :meth:`get` opens a new one."""
-        await close_connection(self.detach())
 
 
 async def close_connection(connection: aiormq.abc.AbstractConnection | None) -> None:

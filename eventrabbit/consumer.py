@@ -43,6 +43,7 @@ from .dispatch import dispatch
 from .errors import EventRabbitError
 from .failures import Copy, Reply, Retry, describe, last_resort, plan
 from .outbox import Outbox
+from .permissions import refused
 from .registry import Handler
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,10 @@ class QueueConsumer:
         """Set the prefetch count and start the broker consumer."""
         self.channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
         await self.channel.basic_qos(prefetch_count=self._config.prefetch_count)
-        ok = await self.channel.basic_consume(self.queue, self.on_message)
+        try:
+            ok = await self.channel.basic_consume(self.queue, self.on_message)
+        except aiormq.exceptions.ChannelAccessRefused as exc:
+            raise refused(exc, "consume", queue=self.queue) from None
         self._consumer_tag = ok.consumer_tag
 
     def _on_broker_cancel(self, _: Any) -> None:

@@ -8,6 +8,7 @@ means something::
     │   └── DuplicateHandlerError            two handlers for one action on one ``events``
     ├── TopologyError                        a queue or exchange that cannot be set up as asked
     ├── BrokerUnavailable (ConnectionError)  no connection to the broker could be made
+    │   └── AccessRefused                    the broker refused the login or the virtual host
     ├── PublishError                         the broker did not take a message
     │   ├── UnroutableError                  ``mandatory=True`` and no queue received it
     │   ├── PublishTimeout (TimeoutError)    no confirm came within the timeout
@@ -64,6 +65,13 @@ class BrokerUnavailable(EventRabbitError, ConnectionError):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
         self.url = url  # always censored
+
+
+class AccessRefused(BrokerUnavailable):
+    """The broker refused the credentials, or the virtual host to this user.
+
+    A deployment error, not a fault to retry: ``consume`` ends with it.
+    """
 
 
 class PublishError(EventRabbitError):

@@ -21,7 +21,7 @@ from typing import Any
 from .common import ConsumeChannel, QueueConfig, ReconnectConfig, RetryConfig
 from .connection import CHANNEL_GONE, as_urls, backoff, censor
 from .consumer import QueueConsumer
-from .errors import BrokerUnavailable
+from .errors import AccessRefused, BrokerUnavailable
 from .events import Events
 from .pool import ConnectionPool
 from .status import ConsumerStatus, Run, Runs
@@ -90,6 +90,8 @@ class Handle:
                 starts = run.starts
                 try:
                     await self._consume_once(run, urls)
+                except AccessRefused:
+                    raise  # a deployment error: retrying cannot cure it
                 except asyncio.CancelledError as exc:
                     # aiormq rejects futures with CancelledError when it drops a connection
                     # (a missed heartbeat): only a cancellation of this task ends consume.
@@ -147,6 +149,7 @@ class Handle:
     def _end(self, run: Run, exc: BaseException) -> None:
         run.end(exc)
         self._runs.changed()
+        log.error("consume of queue %r ended: %s", run.channel.queue_name, run.last_error)
 
     def status(self) -> list[ConsumerStatus]:
         """Every ``consume`` of this handle: running ones, and those a fault ended.

@@ -18,8 +18,16 @@ from pamqp import commands as spec
 
 from . import envelope
 from .confirm import DEFAULT_PUBLISH_TIMEOUT, event_properties, publish_confirmed
-from .connection import OwnChannel, backoff, close_connection
-from .errors import BrokerUnavailable, ChannelLost, PublishTimeout, UnroutableError
+from .connection import backoff, close_connection
+from .errors import (
+    AccessRefused,
+    BrokerUnavailable,
+    ChannelLost,
+    PublishError,
+    PublishTimeout,
+    UnroutableError,
+)
+from .own_channel import OwnChannel
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,13 @@ class Publisher:
                         body, exchange, routing_key, properties, deadline
                     )
                     break
+                except AccessRefused as exc:
+                    raise PublishError(
+                        f"the message to exchange {exchange!r} was not published: {exc}",
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        message_id=properties.message_id,
+                    ) from exc
                 except (BrokerUnavailable, ChannelLost) as exc:
                     remaining = deadline - loop.time()
                     if remaining <= 0:

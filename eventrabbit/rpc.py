@@ -20,7 +20,6 @@ from aiormq.abc import DeliveredMessage
 
 from . import envelope
 from .confirm import TRANSIENT, event_properties, new_id, publish_confirmed
-from .connection import OwnChannel
 from .errors import (
     BrokerUnavailable,
     PublishError,
@@ -30,6 +29,7 @@ from .errors import (
     RPCTimeout,
     UnroutableRequest,
 )
+from .own_channel import OwnChannel
 from .topology import DIRECT_REPLY_TO
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ under test, and deletes both afterwards. Inside the vhost the names need not be 
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -165,27 +166,39 @@ async def test_no_write_permission_on_the_default_exchange(
     assert "dead letters" in str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="basic.consume's 403 is met in QueueConsumer.start (consumer.py), which today lets "
-    "handle.py treat it as a lost channel and reconnect; it should raise "
-    "eventrabbit.permissions.refused(exc, 'consume', queue=...) — coordinated, not in this change",
-)
 async def test_no_read_permission_on_the_queue(restricted: Restricted, services: Services) -> None:
     url = await restricted(read=_but(QUEUE))
     error = await refused_consume(services, url)
     assert_names(error, "read", "queue", QUEUE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="the vhost is refused while the connection opens (connection.py/handle.py), where a "
-    "refusal is a BrokerUnavailable and retried; aiormq even loses the broker's reason — "
-    "coordinated, not in this change",
-)
-async def test_no_permissions_in_the_vhost(restricted: Restricted, services: Services) -> None:
+async def test_no_permissions_in_the_vhost(
+    restricted: Restricted, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Refused while the connection opens: AccessRefused ends consume (no retry loop), the
+    # first log line says so at ERROR, and a publish fails at once instead of timing out.
     url = await restricted(granted=False)
-    error = await refused_consume(services, url)
-    assert "vhost" in str(error)
+    events, handle = services.build(url, publish_timeout=30)
+    target = ConsumeChannel(url, QUEUE)
+    with pytest.raises(eventrabbit.AccessRefused) as info:
+        await services.consume(handle, target, timeout=FAIL_FAST_TIMEOUT)
+    assert "virtual host" in str(info.value)
+    [status] = handle.status()
+    assert status.ended
+    assert status.reconnects == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("virtual host" in text for text in errors), errors
+    with pytest.raises(eventrabbit.PublishError, match="virtual host"):
+        await events.publish("", "A", {}, key=QUEUE)
+
+
+async def test_a_wrong_password_ends_consume_and_fails_publishing_at_once(
+    broker_url: str, services: Services
+) -> None:
+    url = str(URL(broker_url).with_password("not-the-password"))
+    events, handle = services.build(url, publish_timeout=30)
+    with pytest.raises(eventrabbit.AccessRefused, match="refused the login") as info:
+        await services.consume(handle, ConsumeChannel(url, QUEUE), timeout=FAIL_FAST_TIMEOUT)
+    assert "not-the-password" not in str(info.value)
+    with pytest.raises(eventrabbit.PublishError, match="refused the login"):
+        await events.publish("", "A", {}, key=QUEUE)

@@ -1,0 +1,76 @@
+"""A connection of one's own with one confirm-mode channel: what the publisher and the RPC
+client each hold, opened on first use and reopened after a loss."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiormq.abc
+
+from .connection import Endpoints, close_connection
+
+
+class OwnChannel:
+    """A connection of one's own with one confirm-mode channel, opened on first use and
+    reopened after a loss. The publisher and the RPC client each hold one.
+
+    :param on_connect: called after a new connection opened.
+    :param on_channel: awaited with each new channel before it is used.
+    """
+
+    def __init__(
+        self,
+        url: str | Sequence[str],
+        *,
+        on_connect: Callable[[], None] | None = None,
+        on_channel: Callable[[aiormq.abc.AbstractChannel], Awaitable[None]] | None = None,
+    ) -> None:
+        self.endpoints = Endpoints(url)
+        self._on_connect = on_connect
+        self._on_channel = on_channel
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open now."""
+        return self._connection is not None and not self._connection.is_closed
+
+    @property
+    def open_channel(self) -> aiormq.abc.AbstractChannel | None:
+        """The channel if it is open now, else ``None``."""
+        channel = self._channel
+        return channel if channel is not None and not channel.is_closed else None
+
+    async def get(self) -> aiormq.abc.AbstractChannel:
+        """The open channel, connecting and opening one first if needed.
+
+        :raises BrokerUnavailable: no node answered.
+        """
+        channel = self.open_channel
+        if channel is not None:
+            return channel
+        async with self._lock:
+            channel = self.open_channel
+            if channel is None:
+                if not self.connected:
+                    self._connection = await self.endpoints.connect()
+                    if self._on_connect is not None:
+                        self._on_connect()
+                assert self._connection is not None
+                channel = await self._connection.channel(publisher_confirms=True)
+                if self._on_channel is not None:
+                    await self._on_channel(channel)
+                self._channel = channel
+            return channel
+
+    def detach(self) -> aiormq.abc.AbstractConnection | None:
+        """Forget the connection (the next :meth:`get` opens a new one) and return it."""
+        connection, self._connection, self._channel = self._connection, None, None
+        return connection
+
+    async def close(self) -> None:
+        """Close the connection; the next :meth:`get` opens a new one."""
+        await close_connection(self.detach())
