@@ -58,6 +58,7 @@ MAX_STASHED = 65536
 _readexactly = asyncio.StreamReader.readexactly
 _METHOD, _HEADER = 1, 2
 _U32 = struct.Struct(">I").unpack_from
+_CHANNEL = struct.Struct(">H").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
 
 
@@ -90,10 +91,15 @@ class WireReader(asyncio.StreamReader):
         self._stashes: dict[int, dict[int, Stashed]] = {}  # watched channel -> tag -> stash
         self._pending: dict[int, int] = {}  # channel -> tag of the Deliver before its header
         self._names: dict[int, str] = {}  # channel -> what that Deliver's stand-in changed
+        self._looked_ahead = False  # the next frame is a content header found clean
 
-    def watch(self, channel_number: int) -> None:
-        """Stash the deliveries of this channel from now on, for :meth:`take`."""
-        self._stashes.setdefault(channel_number, {})
+    def watch(self, channel_number: int) -> dict[int, Stashed]:
+        """Stash the deliveries of this channel from now on, for :meth:`take`.
+
+        :returns: the channel's live stash, delivery tag to :class:`Stashed`: popping a tag
+            from it is :meth:`take` without a call (it is emptied when the channel goes).
+        """
+        return self._stashes.setdefault(channel_number, {})
 
     def take(self, channel_number: int, delivery_tag: int) -> Stashed | None:
         """The stash of a delivery on a watched channel, once; ``None`` when it needs none
@@ -103,7 +109,9 @@ class WireReader(asyncio.StreamReader):
 
     def forget_channel(self, channel_number: int) -> None:
         """Stop watching this channel and drop what it stashed."""
-        self._stashes.pop(channel_number, None)
+        stashes = self._stashes.pop(channel_number, None)
+        if stashes:
+            stashes.clear()  # a consumer may hold it (watch's result)
         self._pending.pop(channel_number, None)
         self._names.pop(channel_number, None)
 
@@ -113,11 +121,11 @@ class WireReader(asyncio.StreamReader):
             return _readexactly(self, n)  # a frame's channel and size, or its payload
         # A frame's type octet (or a heartbeat's end octet: then no method or header follows).
         buf = self._buffer
-        if not buf:
-            return self._whole_frame(n)
-        kind = buf[0]
-        if kind != _METHOD and kind != _HEADER:
+        if buf and buf[0] > _HEADER:
             return _readexactly(self, n)  # body, heartbeat, frame end
+        if self._looked_ahead:
+            self._looked_ahead = False  # the content header its Deliver found clean
+            return _readexactly(self, n)
         if len(buf) < 7:
             return self._whole_frame(n)
         end = 8 + _U32(buf, 3)[0]
@@ -151,7 +159,15 @@ class WireReader(asyncio.StreamReader):
             tag_at = 12 + buf[11]  # after the consumer tag
             if not buf[tag_at + 9 : end - 1].isascii():  # the exchange and routing key
                 self._deliver(buf, end, channel, tag_at)
-            elif channel in self._stashes:
+                return
+            # Its content header is usually right behind it: when that is clean, neither
+            # frame needs more (the header's own turn is then a flag).
+            if len(buf) > end + 7 and buf[end] == _HEADER and _CHANNEL(buf, end + 1)[0] == channel:
+                header_end = end + 8 + _U32(buf, end + 3)[0]
+                if len(buf) >= header_end and classify(buf, end + 19, header_end - 1) == CLEAN:
+                    self._looked_ahead = True
+                    return
+            if channel in self._stashes:
                 self._pending[channel] = _U64(buf, tag_at)[0]
         elif buf[8] == 20 and not buf[7] and buf[10] in (11, 40, 41) and not buf[9]:
             # Channel.OpenOk, Close, CloseOk: the channel's delivery tags start again.

@@ -174,3 +174,15 @@ async def test_a_protocol_header_from_the_server_passes_through(reader: WireRead
     reader.feed_eof()
     with pytest.raises(Exception, match="Unexpected AMQP protocol header"):
         await receiver.get_frame()
+
+
+async def test_watch_hands_out_the_live_stash() -> None:
+    reader = WireReader(loop=asyncio.get_running_loop())
+    stash = reader.watch(CHANNEL)
+    assert reader.watch(CHANNEL) is stash
+    await read_all(reader, message(1, WITH_HEADERS) + message(2, PLAIN), 100_000)
+    assert stash == {1: Stashed(WITH_HEADERS)}  # a clean delivery needs no stash
+    assert stash.pop(1) == Stashed(WITH_HEADERS)
+    await read_all(reader, message(3, WITH_HEADERS), 100_000)
+    reader.forget_channel(CHANNEL)
+    assert stash == {}  # emptied for whoever holds it
