@@ -185,3 +185,12 @@ def parse_properties(data: bytes) -> WireProperties:
     if pos != len(data):
         raise ValueError(f"{len(data) - pos} bytes left over after the properties")
     return WireProperties(tuple(values), headers)
+
+
+def parses(data: bytes) -> bool:
+    """Whether :func:`parse_properties` takes ``data``."""
+    try:
+        parse_properties(data)
+    except ValueError:
+        return False
+    return True

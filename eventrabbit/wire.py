@@ -46,7 +46,7 @@ from aiormq.exceptions import AMQPConnectionError
 from yarl import URL
 
 from .decodable import CLEAN, KEEP, classify
-from .properties import WireProperties, parse_properties
+from .properties import WireProperties, parse_properties, parses
 from .standins import EMPTY_PROPERTIES, deliver_stand_in, header_stand_in
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class WireReader(asyncio.StreamReader):
                     "channel %d: a message's %s; it goes on with a stand-in", channel, problem
                 )
                 return
-        elif verdict != KEEP and not _parses(raw):  # only KEEP was walked all through
+        elif verdict != KEEP and not parses(raw):  # only KEEP was walked all through
             if problem is None:
                 return  # pamqp reads it, we cannot: a copy of it goes through pamqp
             raw, problem = EMPTY_PROPERTIES, f"{problem}; malformed properties left out"
@@ -213,14 +213,6 @@ class WireReader(asyncio.StreamReader):
         if len(stashes) >= MAX_STASHED:
             del stashes[next(iter(stashes))]
         stashes[tag] = Stashed(raw, problem)
-
-
-def _parses(raw: bytes) -> bool:
-    try:
-        parse_properties(raw)
-    except ValueError:
-        return False
-    return True
 
 
 def _rewrite(buf: bytearray, end: int, payload: bytes) -> None:
