@@ -194,3 +194,22 @@ def parses(data: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(slots=True, frozen=True)
+class Stashed:
+    """What a delivery's content header carried, as it arrived (kept by
+    :class:`~eventrabbit.wire.WireReader`).
+
+    :param properties: the property list (flag word first), for
+        :func:`parse_properties`.
+    :param problem: what pamqp could not decode and what the stand-in the delivered message
+        carries changed (:mod:`eventrabbit.standins`), or ``None``.
+    """
+
+    properties: bytes
+    problem: str | None = None
+
+    def parse(self) -> WireProperties:
+        """The properties, to edit."""
+        return parse_properties(self.properties)

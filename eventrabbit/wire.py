@@ -3,32 +3,29 @@ keeps the property bytes a faithful copy of a delivery needs.
 
 Theory of operation
 -------------------
-aiormq reads each frame as three ``readexactly`` calls on its ``StreamReader`` — the type
-octet (``n == 1``), then channel and size (6), then payload and end octet — and has pamqp
-decode it; a frame pamqp cannot decode ends the connection, and the broker redelivers the
-same message to the next one. :class:`WireReader` is that ``StreamReader``. When aiormq asks
-for one octet, it looks at the frame at the front of its buffer before aiormq takes any of it:
+aiormq reads each frame as three ``readexactly`` calls — the type octet (``n == 1``), channel
+and size (6), payload and end octet — and has pamqp decode it; a frame pamqp cannot decode ends
+the connection, and the broker redelivers the message to the next one. :class:`WireReader` is
+that ``StreamReader``. When aiormq asks for one octet, it looks at the frame at the front of
+its buffer before aiormq takes any of it:
 
-- every other call, and a frame that is not a method or a content header (a body, a
-  heartbeat), costs one comparison: ``StreamReader.readexactly``'s own coroutine is returned;
-- a method or content-header frame whole in the buffer is inspected (and mended) in place; one
-  not yet whole is read first and put back (one coroutine more, only then);
-- ``Basic.Deliver``: an exchange or routing key that is not UTF-8 is replaced by its escaped
-  text; on a *watched* channel its delivery tag is noted for the header that follows;
-- a content header (after ``Deliver``, ``Return`` or ``GetOk``):
-  :func:`~eventrabbit.decodable.classify` checks its properties in one cheap pass; only a
-  suspect is decoded by pamqp on trial; for what pamqp refuses the frame is rewritten with a
-  stand-in (:mod:`eventrabbit.standins`), so the delivery arrives and the connection stays up.
+- other calls, and frames other than methods and content headers, cost one comparison:
+  ``StreamReader.readexactly``'s own coroutine is returned;
+- a method or content header whole in the buffer is inspected (and mended) in place; one not
+  yet whole is read first and put back (one coroutine more, only then);
+- ``Basic.Deliver``: an exchange or routing key that is not UTF-8 becomes its escaped text;
+  the content header behind it is usually dealt with right then;
+- a content header: :func:`~eventrabbit.decodable.classify` checks its properties in one cheap
+  pass; only a suspect is decoded by pamqp on trial; what pamqp refuses is rewritten with a
+  stand-in (:mod:`eventrabbit.standins`): the delivery arrives, the connection stays up.
 
-On a watched channel a delivery's property bytes are stashed under its delivery tag when a
+On a *watched* channel a delivery's property bytes are stashed under its delivery tag when a
 faithful copy needs them — a headers table, what pamqp would re-encode differently, or a
 stand-in (then with the problem) — for the consumer to :meth:`~WireReader.take`. A channel's
-stash goes when the channel opens or closes (delivery tags start again), and is bounded by
-:data:`MAX_STASHED`. The names of ``Basic.Return`` and ``Basic.GetOk`` are not mended:
-eventrabbit publishes only UTF-8 names and never gets.
-
-This reads ``StreamReader._buffer`` (a ``bytearray`` in CPython's asyncio since 3.4; checked
-when a reader is made) and relies on aiormq reading a frame as the three calls above.
+stash is emptied when the channel opens or closes (tags start again), and bounded by
+:data:`MAX_STASHED`. ``Basic.Return`` and ``GetOk`` names are not mended: eventrabbit publishes
+only UTF-8 names and never gets. This reads ``StreamReader._buffer`` (a ``bytearray`` in
+CPython's asyncio; checked when a reader is made).
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ import asyncio
 import logging
 import struct
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import aiormq.abc
@@ -46,7 +42,7 @@ from aiormq.exceptions import AMQPConnectionError
 from yarl import URL
 
 from .decodable import CLEAN, KEEP, classify
-from .properties import WireProperties, parse_properties, parses
+from .properties import Stashed, parses
 from .standins import EMPTY_PROPERTIES, deliver_stand_in, header_stand_in
 
 log = logging.getLogger(__name__)
@@ -62,24 +58,6 @@ _CHANNEL = struct.Struct(">H").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
 
 
-@dataclass(slots=True, frozen=True)
-class Stashed:
-    """What a delivery's content header carried, as it arrived.
-
-    :param properties: the property list (flag word first), for
-        :func:`~eventrabbit.properties.parse_properties`.
-    :param problem: what pamqp could not decode and what the stand-in the delivered message
-        carries changed (:mod:`eventrabbit.standins`), or ``None``.
-    """
-
-    properties: bytes
-    problem: str | None = None
-
-    def parse(self) -> WireProperties:
-        """The properties, to edit."""
-        return parse_properties(self.properties)
-
-
 class WireReader(asyncio.StreamReader):
     """aiormq's ``StreamReader``, watching frames as described in :mod:`eventrabbit.wire`."""
 
@@ -91,7 +69,7 @@ class WireReader(asyncio.StreamReader):
         self._stashes: dict[int, dict[int, Stashed]] = {}  # watched channel -> tag -> stash
         self._pending: dict[int, int] = {}  # channel -> tag of the Deliver before its header
         self._names: dict[int, str] = {}  # channel -> what that Deliver's stand-in changed
-        self._looked_ahead = False  # the next frame is a content header found clean
+        self._looked_ahead = False  # the next frame is a content header dealt with
 
     def watch(self, channel_number: int) -> dict[int, Stashed]:
         """Stash the deliveries of this channel from now on, for :meth:`take`.
@@ -124,7 +102,7 @@ class WireReader(asyncio.StreamReader):
         if buf and buf[0] > _HEADER:
             return _readexactly(self, n)  # body, heartbeat, frame end
         if self._looked_ahead:
-            self._looked_ahead = False  # the content header its Deliver found clean
+            self._looked_ahead = False  # the content header its Deliver dealt with
             return _readexactly(self, n)
         if len(buf) < 7:
             return self._whole_frame(n)
@@ -160,11 +138,15 @@ class WireReader(asyncio.StreamReader):
             if not buf[tag_at + 9 : end - 1].isascii():  # the exchange and routing key
                 self._deliver(buf, end, channel, tag_at)
                 return
-            # Its content header is usually right behind it: when that is clean, neither
-            # frame needs more (the header's own turn is then a flag).
+            # Its content header is usually right behind it: when pamqp reads that, it is
+            # dealt with here (the header's own turn is then a flag).
             if len(buf) > end + 7 and buf[end] == _HEADER and _CHANNEL(buf, end + 1)[0] == channel:
                 header_end = end + 8 + _U32(buf, end + 3)[0]
-                if len(buf) >= header_end and classify(buf, end + 19, header_end - 1) == CLEAN:
+                verdict = classify(buf, end + 19, header_end - 1) if len(buf) >= header_end else -1
+                if verdict == KEEP and channel in self._stashes:
+                    raw = bytes(buf[end + 19 : header_end - 1])
+                    _stash(self._stashes[channel], _U64(buf, tag_at)[0], Stashed(raw))
+                if verdict in (CLEAN, KEEP):
                     self._looked_ahead = True
                     return
             if channel in self._stashes:
@@ -177,11 +159,11 @@ class WireReader(asyncio.StreamReader):
         stand_in = deliver_stand_in(bytes(buf[7 : end - 1]), tag_at + 9 - 7)
         if channel in self._stashes:
             self._pending[channel] = _U64(buf, tag_at)[0]
-            if stand_in is not None:
-                self._names[channel] = stand_in[1]
-        elif stand_in is not None:
-            log.warning("channel %d: a delivery's %s; it goes on escaped", channel, stand_in[1])
         if stand_in is not None:
+            if channel in self._stashes:
+                self._names[channel] = stand_in[1]
+            else:
+                log.warning("channel %d: a delivery's %s; it goes on escaped", channel, stand_in[1])
             _rewrite(buf, end, stand_in[0])
 
     def _header(
@@ -208,11 +190,14 @@ class WireReader(asyncio.StreamReader):
                 return  # pamqp reads it, we cannot: a copy of it goes through pamqp
             raw, problem = EMPTY_PROPERTIES, f"{problem}; malformed properties left out"
         stashes = self._stashes.get(channel)
-        if tag is None or stashes is None:
-            return
-        if len(stashes) >= MAX_STASHED:
-            del stashes[next(iter(stashes))]
-        stashes[tag] = Stashed(raw, problem)
+        if tag is not None and stashes is not None:
+            _stash(stashes, tag, Stashed(raw, problem))
+
+
+def _stash(stashes: dict[int, Stashed], tag: int, stashed: Stashed) -> None:
+    if len(stashes) >= MAX_STASHED:
+        del stashes[next(iter(stashes))]  # the oldest: a delivery nobody took
+    stashes[tag] = stashed
 
 
 def _rewrite(buf: bytearray, end: int, payload: bytes) -> None:

@@ -17,7 +17,8 @@ from pamqp.header import ContentHeader
 from pamqp.heartbeat import Heartbeat
 
 from eventrabbit import wire
-from eventrabbit.wire import Stashed, WireReader
+from eventrabbit.properties import Stashed
+from eventrabbit.wire import WireReader
 from tests.unit.test_fields import entry, long
 from tests.unit.test_properties import shortstr
 
