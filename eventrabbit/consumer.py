@@ -39,12 +39,15 @@ from . import envelope
 from .acks import AckBatcher
 from .common import QueueConfig, RetryConfig
 from .connection import CHANNEL_GONE
+from .copies import faithful
 from .dispatch import dispatch
-from .errors import EventRabbitError
+from .errors import EventRabbitError, InvalidMessage
 from .failures import Copy, Reply, Retry, describe, last_resort, plan
 from .outbox import Outbox
 from .permissions import refused
+from .properties import Stashed
 from .registry import Handler
+from .wire import wire_of
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,10 @@ class QueueConsumer:
         self._outbox = Outbox(channel.connection, queue)
         self._consumer_tag: str | None = None
         self._acks = AckBatcher(channel, config.prefetch_count)
+        wire = wire_of(channel.connection)
+        #: Property bytes of this channel's deliveries, by tag, where pamqp's decoding is not
+        #: enough for a faithful copy (kept by the wire reader; popped as deliveries arrive).
+        self._stashed: dict[int, Stashed] = wire.watch(channel.number) if wire else {}
         self._stopping = False
         self._in_flight = 0
         self._drained: asyncio.Future[None] | None = None
@@ -108,17 +115,23 @@ class QueueConsumer:
         """aiormq's consumer callback, one task per delivery."""
         tag: int = message.delivery.delivery_tag  # type: ignore[union-attr,assignment]
         self._acks.opened(tag)
+        stashed = self._stashed.pop(tag, None) if self._stashed else None
         if self._stopping:
             return  # left open and unacked: redelivered after the channel closes
         self._in_flight += 1
         try:
-            await self._handle(message, tag)
+            if stashed is not None and stashed.problem is not None:
+                # pamqp could not decode it: what the handler would get is a stand-in.
+                problem = InvalidMessage(f"the message could not be decoded: {stashed.problem}")
+                await self._fail(message, tag, problem, stashed)
+            else:
+                await self._handle(message, tag, stashed)
         finally:
             self._in_flight -= 1
             if not self._in_flight and self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
 
-    async def _handle(self, message: DeliveredMessage, tag: int) -> None:
+    async def _handle(self, message: DeliveredMessage, tag: int, stashed: Stashed | None) -> None:
         try:
             result = await dispatch(self._handlers, message, self._max_body)
         except _STOP_PROCESS:
@@ -128,32 +141,35 @@ class QueueConsumer:
             if task is not None and task.cancelling():
                 raise  # eventrabbit is stopping (channel closed, grace time over)
             exc = asyncio.CancelledError("raised by the handler, not a cancellation")
-            await self._fail(message, tag, exc)  # the handler's own doing: a failure
+            await self._fail(message, tag, exc, stashed)  # the handler's own doing: a failure
             return
         except BaseException as exc:  # noqa: BLE001 — every failure is retried or dead-lettered
-            await self._fail(message, tag, exc)
+            await self._fail(message, tag, exc, stashed)
             return
         properties = message.header.properties
         if properties.reply_to:
             try:
                 body = envelope.encode_reply(result)
             except TypeError as exc:
-                await self._fail(message, tag, exc)
+                await self._fail(message, tag, exc, stashed)
                 return
             reply = Reply(properties.reply_to, properties.correlation_id, body)
             await self._outbox.reply(reply, properties.message_id)
         await self._acks.ack(tag)
 
-    async def _fail(self, message: DeliveredMessage, tag: int, exc: BaseException) -> None:
+    async def _fail(
+        self, message: DeliveredMessage, tag: int, exc: BaseException, stashed: Stashed | None
+    ) -> None:
         properties = message.header.properties
+        planned = None
         try:
-            copy = plan(properties, exc, self._retry, queue=self.queue, user=self._user)
+            planned = plan(properties, exc, self._retry, queue=self.queue, user=self._user)
+            # The bytes it arrived with, or pamqp's, where pamqp encodes them back the same.
+            raw = stashed.properties if stashed is not None else properties.marshal()
+            copy = faithful(raw, planned, self._outbox.frame_max)
         except Exception as error:  # noqa: BLE001 — a copy must be made whatever the headers
-            copy = last_resort(properties, f"{describe(exc)} ({error!r})", 0, queue=self.queue)
-        unfit = self._outbox.unfit(copy, len(message.body))
-        if unfit is not None:
-            why = f"{copy.decision.reason}; the original properties were dropped: {unfit}"
-            retries = getattr(copy.decision, "retries", getattr(copy.decision, "attempt", 1) - 1)
+            retries = 0 if planned is None else planned.retries
+            why = f"{describe(exc)}; the original properties were dropped: {error}"
             copy = last_resort(properties, why, retries, queue=self.queue)
         self._log(copy, properties.message_id)
         try:
@@ -192,23 +208,6 @@ class QueueConsumer:
                 decision.retries,
                 decision.reason,
             )
-
-    async def until_broken(self) -> None:
-        """Return when this channel must be replaced (:attr:`broken`); raise when it closes."""
-        closing = self.channel.closing  # an observer of its own; cancelling it closes nothing
-        broken = asyncio.ensure_future(self.broken.wait())
-        try:
-            await asyncio.wait([closing, broken], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            broken.cancel()
-            if not closing.done():
-                closing.cancel()
-        if closing.done() and not closing.cancelled():
-            reason = closing.exception()
-            if isinstance(reason, Exception):
-                raise reason
-            # Closed normally, or by aiormq with a CancelledError (e.g. a missed heartbeat).
-            raise aiormq.exceptions.ChannelInvalidStateError(f"channel closed: {reason!r}")
 
     async def stop(self, grace_timeout: float) -> None:
         """Stop taking deliveries, let in-flight handlers finish and ack, close the channel."""

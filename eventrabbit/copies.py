@@ -4,7 +4,11 @@ that fits the connection's ``frame_max``, and a way to publish the exact bytes t
 Theory of operation
 -------------------
 A copy (a retry or a dead letter) starts from the property bytes the original arrived with
-(:class:`~eventrabbit.wire.Stashed`), edited as :class:`~eventrabbit.properties.WireProperties`.
+(:class:`~eventrabbit.wire.Stashed`, or pamqp's own encoding where it decoded them and encodes
+them back the same), edited as :class:`~eventrabbit.properties.WireProperties`:
+:func:`faithful` removes the broker's headers, writes eventrabbit's own (those the
+:class:`~eventrabbit.failures.Copy` planned) and moves a foreign ``user_id`` into a header.
+Every other header keeps its AMQP type and value, byte for byte, whatever pamqp could decode.
 
 :func:`fit` then leaves out headers, largest first, until the content-header frame fits
 ``frame_max`` — the broker closes the connection on a larger frame — never those the caller
@@ -23,7 +27,18 @@ from dataclasses import dataclass, replace
 
 from pamqp import commands as spec
 
-from .properties import WireProperties
+from .failures import (
+    BROKER_HEADERS,
+    ERROR_HEADER,
+    MAX_REASON_BYTES,
+    ORIGINAL_USER_HEADER,
+    Copy,
+    bounded,
+)
+from .properties import WireProperties, parse_properties
+
+#: The header of a copy that names the headers left out to fit ``frame_max``.
+DROPPED_HEADER = "x-eventrabbit-dropped-headers"
 
 #: A content-header frame's bytes besides its property list: type, channel, size, end octet
 #: (8) and class, weight, body size (12).
@@ -128,3 +143,31 @@ class RawProperties(spec.Basic.Properties):
             return self._encoded
         message_id = None if self.message_id is None else self.message_id.encode()
         return self.wire.replace("message_id", message_id).encode()
+
+
+def faithful(raw: bytes, copy: Copy, frame_max: int) -> Copy:
+    """``copy`` with properties made from ``raw``, the property list (flag word first) the
+    original arrived with: the broker's headers removed, ``copy.extra`` written, a moved
+    ``user_id`` moved, then :func:`fit` to ``frame_max`` (``copy.extra`` always kept). When
+    headers had to be left out, ``x-eventrabbit-error`` says so (and
+    :data:`DROPPED_HEADER` names them).
+
+    :raises ValueError: ``raw`` is not a property list, or eventrabbit's headers alone do not
+        fit a frame.
+    """
+    wire = parse_properties(raw).without_headers(BROKER_HEADERS)
+    extra = dict(copy.extra)
+    if ORIGINAL_USER_HEADER in extra:
+        extra[ORIGINAL_USER_HEADER] = wire.get("user_id") or extra[ORIGINAL_USER_HEADER]
+        wire = wire.replace("user_id", None)
+    fitted = fit(wire.with_headers(extra), frame_max, keep=extra, note=DROPPED_HEADER)
+    decision = copy.decision
+    if fitted.dropped:
+        said = f" (headers left out to fit frame_max: see {DROPPED_HEADER})"
+        decision = replace(
+            decision, reason=bounded(decision.reason, MAX_REASON_BYTES - len(said)) + said
+        )
+        if ERROR_HEADER in extra:
+            extra[ERROR_HEADER] = decision.reason
+            fitted = fit(wire.with_headers(extra), frame_max, keep=extra, note=DROPPED_HEADER)
+    return replace(copy, decision=decision, properties=RawProperties(fitted.properties))

@@ -32,7 +32,7 @@ for a frame: a reason is cut to :data:`MAX_REASON_BYTES`, and a retry count at
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pamqp import commands as spec
@@ -101,12 +101,21 @@ class Copy:
     :param queue: the target: ``<queue>.delay`` for a retry, ``<queue>.dlq`` for a dead letter.
     :param properties: the original's, with the copy's headers (and ``user_id``).
     :param reply: the error reply a failed request's caller gets, sent after the copy.
+    :param extra: the headers eventrabbit wrote into ``properties`` (for a wire-faithful copy
+        made from the original's bytes, :func:`eventrabbit.copies.faithful`).
     """
 
     decision: Retry | DeadLetter
     queue: str
     properties: spec.Basic.Properties
     reply: Reply | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def retries(self) -> int:
+        """The retries done before this copy."""
+        decision = self.decision
+        return decision.retries if isinstance(decision, DeadLetter) else decision.attempt - 1
 
 
 def retry_count(headers: dict[str, Any] | None) -> int:
@@ -185,11 +194,11 @@ def plan(
             error = QueueResponse.failure(type(exc).__name__, message_of(exc))
             reply = Reply(properties.reply_to, properties.correlation_id, error.to_bytes())
     copied = copy.copy(properties)
-    copied.headers = copy_headers(properties.headers, extra)
     if copied.user_id and copied.user_id != user:
-        copied.headers[ORIGINAL_USER_HEADER] = copied.user_id
+        extra[ORIGINAL_USER_HEADER] = copied.user_id
         copied.user_id = None
-    return Copy(decision, target, copied, reply)
+    copied.headers = copy_headers(properties.headers, extra)
+    return Copy(decision, target, copied, reply, extra)
 
 
 def copy_headers(headers: dict[str, Any] | None, extra: dict[str, Any]) -> dict[str, Any]:
@@ -215,4 +224,5 @@ def last_resort(
         value = getattr(properties, name, None)
         if isinstance(value, str) and value.isprintable() and len(value.encode()) < 256:
             setattr(copied, name, value)
-    return Copy(DeadLetter(headers[ERROR_HEADER], retries), dead_letter_queue_name(queue), copied)
+    decision = DeadLetter(headers[ERROR_HEADER], retries)
+    return Copy(decision, dead_letter_queue_name(queue), copied, extra=dict(headers))

@@ -18,6 +18,9 @@ import logging
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
+import aiormq
+import aiormq.abc
+
 from .common import ConsumeChannel, QueueConfig, ReconnectConfig, RetryConfig
 from .connection import CHANNEL_GONE, as_urls, backoff, censor
 from .consumer import QueueConsumer
@@ -129,7 +132,7 @@ class Handle:
             run.started()
             self._runs.changed()
             log.info("consuming queue %r", target.queue_name)
-            await consumer.until_broken()
+            await until_broken(channel, consumer.broken)
         finally:
             # Runs on cancellation too: the graceful stop of this queue.
             run.consuming = False
@@ -196,3 +199,22 @@ class Handle:
         self._runs.runs = [r for r in self._runs.runs if r.task is None and not r.cancelled]
         await self._pool.close()
         await self.events.close()
+
+
+async def until_broken(channel: aiormq.abc.AbstractChannel, broken: asyncio.Event) -> None:
+    """Return when ``broken`` is set (the channel must be replaced); raise when ``channel``
+    closes."""
+    closing = channel.closing  # an observer of its own; cancelling it closes nothing
+    waiting = asyncio.ensure_future(broken.wait())
+    try:
+        await asyncio.wait([closing, waiting], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        if not closing.done():
+            closing.cancel()
+    if closing.done() and not closing.cancelled():
+        reason = closing.exception()
+        if isinstance(reason, Exception):
+            raise reason
+        # Closed normally, or by aiormq with a CancelledError (e.g. a missed heartbeat).
+        raise aiormq.exceptions.ChannelInvalidStateError(f"channel closed: {reason!r}")

@@ -15,9 +15,7 @@ Theory of operation
   whose pid part does not decode, so such an address is dropped without being published (see
   :mod:`eventrabbit.replyto`).
 - **Copies are confirmed or raise.** The consumer acks the original only after the broker
-  confirmed its copy; a copy that cannot even be encoded (a header pamqp refuses, a header
-  frame over ``frame_max``) is reported, not raised, so the consumer can fall back to a
-  copy that can.
+  confirmed its copy (made to fit :attr:`Outbox.frame_max` by :mod:`eventrabbit.copies`).
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import asyncio
 import logging
 
 import aiormq.abc
-from pamqp.header import ContentHeader
 
 from .confirm import event_properties, publish_confirmed
 from .connection import CHANNEL_GONE
@@ -39,8 +36,6 @@ log = logging.getLogger(__name__)
 
 #: AMQP's smallest frame_max, used when a connection does not say (the in-memory broker).
 DEFAULT_FRAME_MAX = 131072
-#: Bytes of a frame that are not payload: type, channel, size, frame end.
-FRAME_OVERHEAD = 8
 
 
 class Outbox:
@@ -54,7 +49,8 @@ class Outbox:
         properties = getattr(connection, "server_properties", None) or {}
         self._addresses = Addresses(str(properties.get("version", "")))
         tune = getattr(connection, "connection_tune", None)
-        self._frame_max = int(getattr(tune, "frame_max", 0) or DEFAULT_FRAME_MAX)
+        #: The largest frame the connection takes: a copy's header frame is fitted to it.
+        self.frame_max = int(getattr(tune, "frame_max", 0) or DEFAULT_FRAME_MAX)
 
     async def _open(self) -> aiormq.abc.AbstractChannel:
         channel = self._channel
@@ -97,19 +93,6 @@ class Outbox:
                 self.queue,
                 address[:300],
             )
-
-    def unfit(self, copy: Copy, body_size: int) -> str | None:
-        """Why ``copy`` cannot be published as it is (``None`` if it can).
-
-        :returns: a header pamqp cannot encode, or a header frame larger than ``frame_max``.
-        """
-        try:
-            header = ContentHeader(0, body_size, copy.properties).marshal()
-        except (TypeError, ValueError, OverflowError, UnicodeError) as exc:
-            return f"its properties cannot be encoded ({type(exc).__name__}: {exc})"
-        if len(header) + FRAME_OVERHEAD > self._frame_max:
-            return f"its header frame of {len(header)} bytes exceeds frame_max {self._frame_max}"
-        return None
 
     async def copy(self, copy: Copy, body: bytes) -> None:
         """Publish a retry or dead-letter copy and wait for the broker's confirm.

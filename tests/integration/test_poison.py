@@ -25,6 +25,7 @@ from pamqp.header import ContentHeader
 
 from eventrabbit import Events, Handle, RetryConfig
 from eventrabbit.common import ConsumeChannel, QueueConfig
+from eventrabbit.copies import DROPPED_HEADER as DROPPED
 from eventrabbit.failures import MAX_REASON_BYTES, MAX_RETRY_COUNT
 from tests.conftest import Names, Services
 from tests.helpers import collect, event, publish_raw, queue_depth
@@ -230,12 +231,14 @@ async def test_a_copy_whose_headers_cannot_fit_a_frame_still_reaches_the_dlq(
     # The message fits a frame with 40 bytes to spare; its copy, with reasons added, cannot.
     headers = {"big": "v" * (FRAME_MAX - 8 - 40 - _header_size({"big": ""}))}
     assert _header_size(headers) + 8 == FRAME_MAX - 40
-    await service.publish(event("FAIL", {}), headers=headers)
+    await service.publish(event("FAIL", {}), headers=headers, message_id="m-big")
     [dead] = await service.dead_letters(1)
     reason = header(dead, "x-eventrabbit-error")
-    assert reason.startswith("ValueError: no")
-    assert "dropped" in reason
+    assert reason == "ValueError: no (headers left out to fit frame_max: see " + DROPPED + ")"
+    assert header(dead, DROPPED) == "big"  # the one header left out, named
+    assert "big" not in (dead.header.properties.headers or {})
     assert header(dead, "x-eventrabbit-queue") == service.queue
+    assert dead.header.properties.message_id == "m-big"  # the rest of it is kept
     await service.assert_accounted(await service.good(2))
 
 

@@ -20,12 +20,15 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
+from eventrabbit import RetryConfig
 from eventrabbit.confirm import publish_confirmed
 from eventrabbit.connection import open_connection
-from eventrabbit.copies import HEADER_FRAME_OVERHEAD, RawProperties, fit
+from eventrabbit.copies import DROPPED_HEADER, HEADER_FRAME_OVERHEAD, RawProperties, fit
+from eventrabbit.failures import BROKER_HEADERS, ERROR_HEADER
 from eventrabbit.properties import WireProperties, parse_properties
 from eventrabbit.wire import WireReader, wire_of
-from tests.conftest import Names
+from tests.conftest import Names, Services
+from tests.helpers import event
 from tests.unit.test_fields import entry, long
 from tests.unit.test_properties import every_type_table, shortstr
 
@@ -309,3 +312,61 @@ async def test_only_eventrabbit_amqp_connections_have_a_reader(broker_url: str) 
         assert isinstance(wire_of(ours), WireReader)
     finally:
         await ours.close()
+
+
+async def test_a_consumer_dead_letters_what_cannot_be_decoded_and_copies_faithfully(
+    publisher: aiormq.abc.AbstractChannel,
+    consumer_connection: aiormq.abc.AbstractConnection,
+    services: Services,
+) -> None:
+    """Through eventrabbit's own consumer: a message pamqp cannot decode is dead-lettered
+    (its handler would get a stand-in), one whose handler fails is too; either way the dead
+    letter carries every property and header of the original as it arrived, byte for byte,
+    but the broker's headers, plus eventrabbit's own."""
+    events, handle = services.build(retry_config=RetryConfig(max_retries=0))
+    handled: list[int] = []
+
+    @events.consumer("X")
+    async def x(i: int) -> None:
+        handled.append(i)
+
+    @events.consumer("FAIL")
+    async def fail(i: int) -> None:
+        raise ValueError(f"no {i}")
+
+    target = services.target("wire-e2e")
+    await services.consume(handle, target)
+    bodies = {}
+    for i, (_, raw, problem) in enumerate(MESSAGES):
+        # A message pamqp decodes goes to a failing handler, one it cannot to a good one.
+        bodies[i] = event("FAIL" if problem is None else "X", {"i": i})
+        await publisher.basic_publish(
+            bodies[i], routing_key=target.queue_name, properties=Verbatim(raw)
+        )
+    await publisher.basic_publish(event("X", {"i": -1}), routing_key=target.queue_name)
+    dead = await (await inbox(consumer_connection, target.queue_name + ".dlq")).until(len(MESSAGES))
+    by_body = {message.body: (message, stashed) for message, stashed in dead}
+    for i, (name, raw, problem) in enumerate(MESSAGES):
+        message, stashed = by_body[bodies[i]]
+        assert stashed is not None, name
+        copy = parse_properties(stashed.properties)  # type: ignore[attr-defined]
+        original = parse_properties(raw)
+        reason = message.header.properties.headers[ERROR_HEADER]
+        if problem is None:
+            assert reason == f"ValueError: no {i}", name
+        else:
+            assert reason.startswith("the message could not be decoded: "), (name, reason)
+            assert problem in reason, (name, reason)
+        if original.get("message_id") is None:  # aiormq gives a publish without one its own
+            copy = copy.replace("message_id", None)
+        assert copy.values == original.values, name  # message_id, timestamp: as they came
+        kept = [e for e in copy.headers or () if not e.key.startswith(b"x-eventrabbit-")]
+        kept = [e for e in kept if e.key != b"x-retry-count"]
+        wanted = [e for e in original.headers or () if e.name not in BROKER_HEADERS]
+        assert kept == wanted, name
+        assert DROPPED_HEADER not in message.header.properties.headers
+    await handle.ready(target, timeout=TIMEOUT)
+    assert handled == [-1]  # the stand-ins never reached a handler
+    [status] = handle.status()
+    assert status.reconnects == 0
+    assert not consumer_connection.is_closed
