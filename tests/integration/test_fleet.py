@@ -7,8 +7,8 @@ This version reuses such an exchange as it is; and ``exchange_durable=False`` ma
 one the old services accept, for when a new service starts first.
 
 The old service is eventrabbit 0.1.1 itself, run in a subprocess with the Python of a venv
-that has it (``EVENTRABBIT_011_PYTHON``, default ``/tmp/er011/bin/python``; made with
-``python3 -m venv /tmp/er011 && /tmp/er011/bin/pip install eventrabbit==0.1.1``), on the real
+that has it (``EVENTRABBIT_011_PYTHON``, default ``/tmp/er011/bin/python``; ``.ci/run`` makes
+one in ``.venv-011`` and points the variable at it), on the real
 broker. Without that venv, and on the in-memory broker, a raw aiormq client reproduces exactly
 what 0.1.1 declares and consumes — so these tests never pass by skipping.
 """
