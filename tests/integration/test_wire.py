@@ -28,7 +28,7 @@ from eventrabbit.failures import BROKER_HEADERS, ERROR_HEADER
 from eventrabbit.properties import WireProperties, parse_properties
 from eventrabbit.wire import WireReader, wire_of
 from tests.conftest import Names, Services
-from tests.helpers import event
+from tests.helpers import event, queue_depth
 from tests.unit.test_fields import entry, long
 from tests.unit.test_properties import every_type_table, shortstr
 
@@ -370,3 +370,5 @@ async def test_a_consumer_dead_letters_what_cannot_be_decoded_and_copies_faithfu
     [status] = handle.status()
     assert status.reconnects == 0
     assert not consumer_connection.is_closed
+    await handle.close()
+    assert await queue_depth(publisher, target.queue_name) == 0  # nothing was left unacked
