@@ -69,6 +69,8 @@ class Side:
         self.exchanges: list[str] = []
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._published = 0
+        #: Messages :meth:`get` took and holds unacked, oldest first.
+        self.held: list[aiormq.abc.DeliveredMessage] = []
 
     def name(self, name: str) -> str:
         """The broker's name for a case's ``name`` (``""`` and ``amq.*`` stay as they are)."""
@@ -98,13 +100,15 @@ class Side:
     async def exchange(
         self, name: str, kind: str = "direct", arguments: Mapping[str, Any] | None = None
     ) -> None:
-        """Declare exchange ``name`` (auto-deleted on RabbitMQ when unused)."""
+        """Declare exchange ``name`` (auto-deleted on RabbitMQ when unused); its
+        ``alternate-exchange`` argument is prefixed too."""
+        args = dict(arguments or {})
+        if isinstance(args.get("alternate-exchange"), str):
+            args["alternate-exchange"] = self.name(args["alternate-exchange"])
         self.exchanges.append(self.name(name))
         await self._call(
             f"exchange {name}",
-            lambda ch: ch.exchange_declare(
-                self.name(name), exchange_type=kind, arguments=dict(arguments or {})
-            ),
+            lambda ch: ch.exchange_declare(self.name(name), exchange_type=kind, arguments=args),
         )
 
     async def queue(self, name: str, arguments: Mapping[str, Any] | None = None) -> None:
@@ -136,6 +140,46 @@ class Side:
             ),
         )
 
+    async def exchange_bind(
+        self,
+        destination: str,
+        source: str,
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Bind exchange ``destination`` to exchange ``source``."""
+        await self._call(
+            f"exchange_bind {destination} {source}",
+            lambda ch: ch.exchange_bind(
+                self.name(destination),
+                self.name(source),
+                routing_key,
+                arguments=dict(arguments or {}),
+            ),
+        )
+
+    async def exchange_unbind(
+        self,
+        destination: str,
+        source: str,
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Remove the binding of exchange ``destination`` to exchange ``source``."""
+        await self._call(
+            f"exchange_unbind {destination} {source}",
+            lambda ch: ch.exchange_unbind(
+                self.name(destination),
+                self.name(source),
+                routing_key,
+                arguments=dict(arguments or {}),
+            ),
+        )
+
+    async def exchange_delete(self, name: str) -> None:
+        """Delete exchange ``name``."""
+        await self._call(f"exchange_delete {name}", lambda ch: ch.exchange_delete(self.name(name)))
+
     async def publish(
         self,
         exchange: str,
@@ -162,6 +206,8 @@ class Side:
                 )
             except aiormq.exceptions.PublishError:
                 return "returned"
+            except aiormq.exceptions.DeliveryError:
+                return "nacked"  # the broker refused it (a full queue's reject-publish)
             return "routed"
 
         outcome = await self._call(f"publish {body!r}", call)
@@ -181,6 +227,31 @@ class Side:
                 break
             got.append(message)
         self.transcript.append((f"queue {queue}", [self.seen(m) for m in got]))
+
+    async def get(self, queue: str) -> None:
+        """Take one message of ``queue`` with ``basic.get`` and hold it unacked until
+        :meth:`settle`; records it (``None``: the queue was empty)."""
+        message = await self._call(
+            f"get {queue}", lambda ch: ch.basic_get(self.name(queue), no_ack=False)
+        )
+        if message is None or isinstance(message.delivery, spec.Basic.GetEmpty):
+            self.transcript.append((f"get {queue}", None))
+            return
+        self.held.append(message)
+        self.transcript.append((f"get {queue}", self.seen(message)))
+
+    async def settle(self, how: str, *, requeue: bool = False) -> None:
+        """Settle the oldest message :meth:`get` holds: ``"ack"``, ``"reject"`` or ``"nack"``
+        (the last two with ``requeue``)."""
+        tag = self.held.pop(0).delivery.delivery_tag
+        channel = await self.channel()
+        if how == "ack":
+            await channel.basic_ack(tag)
+        elif how == "reject":
+            await channel.basic_reject(tag, requeue=requeue)
+        else:
+            await channel.basic_nack(tag, requeue=requeue)
+        self.transcript.append((how, requeue))
 
     async def _consume(self, queue: str, n: int) -> list[aiormq.abc.DeliveredMessage]:
         channel = await self.connection.channel()
@@ -220,7 +291,9 @@ class Side:
         headers = dict(properties.headers or {})
         if "x-death" in headers and isinstance(headers["x-death"], list):
             headers["x-death"] = [
-                {k: v for k, v in death.items() if k != "time"} if isinstance(death, dict) else death
+                {k: v for k, v in death.items() if k != "time"}
+                if isinstance(death, dict)
+                else death
                 for death in headers["x-death"]
             ]
         record["headers"] = self.plain(headers)

@@ -27,10 +27,15 @@ test; :func:`redirect_amqp` runs services built with an ``amqp://`` URL on it un
 
 The package, from the bottom up — each module imports only modules before it here:
 
-- parts that know no broker: ``routing`` (how exchanges route), ``messages``, ``deaths``
-  (dead-letter headers), ``arguments`` (queue arguments), ``changes`` (the broker's change
-  notification), ``closable``, ``expiry`` (message TTL), ``refusals`` (RabbitMQ's errors),
-  ``guard`` (what an error does to a channel);
+- parts that know no broker: ``version`` (the RabbitMQ emulated), ``field_values`` (field values
+  as RabbitMQ compares them), ``wire_arguments`` (binding arguments as sent), ``routing`` (how
+  exchanges route), ``refusals`` (RabbitMQ's errors), ``messages``, ``deaths`` (dead-letter
+  headers), ``limits`` (queue length limits), ``arguments`` (queue arguments), ``changes``
+  (the broker's change notification), ``closable``, ``expiry`` (message TTL), ``ready`` (a
+  queue's ready messages: order, TTL at the head, limits), ``guard`` (what an error does to
+  a channel), ``sender_selected`` (``CC``/``BCC`` routing keys),
+  ``exchange_arguments`` (what an exchange declare checks), ``forwarding`` (routing across
+  exchange bindings and alternate exchanges);
 - the broker: ``queues`` (a queue and its consumers), ``reply_to`` (direct reply-to),
   ``exchanges``, ``topology`` (exchanges, queues, bindings), ``flow`` (publishing,
   dead-lettering), ``connections``, ``broker`` (the :class:`MemoryBroker` tests use, made of

@@ -93,6 +93,8 @@ class MemoryChannel(Closable):
         declaring = Declaring(self.broker.topology, connection, self.guard)
         self.exchange_declare = declaring.exchange_declare
         self.exchange_delete = declaring.exchange_delete
+        self.exchange_bind = declaring.exchange_bind
+        self.exchange_unbind = declaring.exchange_unbind
         self.queue_declare = declaring.queue_declare
         self.queue_bind = declaring.queue_bind
         self.queue_unbind = declaring.queue_unbind

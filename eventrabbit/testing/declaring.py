@@ -14,6 +14,7 @@ from pamqp import commands as spec
 
 from .guard import Guard
 from .topology import Topology
+from .wire_arguments import as_sent, check_parsable
 
 
 class Declaring:
@@ -41,7 +42,16 @@ class Declaring:
         arguments: dict[str, Any] | None = None,
     ) -> spec.Exchange.DeclareOk:
         """Declare an exchange (``passive``: check that it exists)."""
-        self.guard(self.topology.exchanges.declare, exchange, exchange_type, durable, passive)
+        self.guard.check_open()
+        sent = as_sent(arguments)  # what aiormq cannot encode fails here, the channel open
+
+        def declare() -> None:
+            check_parsable(sent)
+            self.topology.exchanges.declare(
+                exchange, exchange_type, durable, passive, sent, internal
+            )
+
+        self.guard(declare)
         return spec.Exchange.DeclareOk()
 
     async def exchange_delete(
@@ -50,6 +60,53 @@ class Declaring:
         """Delete an exchange and its bindings."""
         self.guard(self.topology.exchanges.delete, exchange)
         return spec.Exchange.DeleteOk()
+
+    async def exchange_bind(
+        self,
+        destination: str = "",
+        source: str = "",
+        routing_key: str = "",
+        *,
+        nowait: bool = False,
+        arguments: dict[str, Any] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (aiormq's signature; nothing waits)
+    ) -> spec.Exchange.BindOk:
+        """Bind exchange ``destination`` to exchange ``source``, with ``arguments`` as they
+        went over the wire (as :meth:`queue_bind`)."""
+        self.guard.check_open()
+        if len(routing_key) > 255:  # aiormq refuses these before sending anything
+            raise ValueError("Routing key too long (max 255 bytes)")
+        sent = as_sent(arguments)
+
+        def bind() -> None:
+            check_parsable(sent)
+            self.topology.exchanges.bind(destination, source, routing_key, sent or None)
+
+        self.guard(bind)
+        return spec.Exchange.BindOk()
+
+    async def exchange_unbind(
+        self,
+        destination: str = "",
+        source: str = "",
+        routing_key: str = "",
+        *,
+        nowait: bool = False,
+        arguments: dict[str, Any] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (aiormq's signature; nothing waits)
+    ) -> spec.Exchange.UnbindOk:
+        """Remove an exchange binding (one that does not exist is fine)."""
+        self.guard.check_open()
+        if len(routing_key) > 255:  # aiormq refuses these before sending anything
+            raise ValueError("Routing key too long (max 255 bytes)")
+        sent = as_sent(arguments)
+
+        def unbind() -> None:
+            check_parsable(sent)
+            self.topology.exchanges.unbind(destination, source, routing_key, sent or None)
+
+        self.guard(unbind)
+        return spec.Exchange.UnbindOk()
 
     async def queue_declare(
         self,
@@ -80,8 +137,16 @@ class Declaring:
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
     ) -> spec.Queue.BindOk:
-        """Bind ``queue`` to ``exchange``."""
-        self.guard(self.topology.bind, queue, exchange, routing_key, arguments, self.by)
+        """Bind ``queue`` to ``exchange``, with ``arguments`` as they went over the wire
+        (:mod:`.wire_arguments`: pamqp's ``TypeError`` leaves the channel open, as in aiormq)."""
+        self.guard.check_open()
+        sent = as_sent(arguments)
+
+        def bind() -> None:
+            check_parsable(sent)  # before anything else, as RabbitMQ parses the frame first
+            self.topology.bind(queue, exchange, routing_key, sent or None, self.by)
+
+        self.guard(bind)
         return spec.Queue.BindOk()
 
     async def queue_unbind(

@@ -1,16 +1,20 @@
-"""Message TTL in the in-memory broker: each ready message's deadline, and the timers that
-expire it on time.
+"""Message TTL in the in-memory broker: each ready message's deadline, and the one timer per
+queue that expires its head on time.
 
 Theory of operation
 -------------------
 A message gets its deadline when it is enqueued: now plus the smaller of the queue's
-``x-message-ttl`` and its own ``expiration``. While it is ready it has a timer on the event
-loop that enqueued it, which makes the queue expire what is due; leaving the ready list
-(delivered, taken, purged) cancels the timer, coming back (requeued) arms a new one. The
-queue also expires what is due whenever it is looked at, because a message may have no live
-timer: one enqueued with no running loop, or whose loop has ended — brokers outlive tests'
-loops. :attr:`Expiry.next_deadline` is a lower bound of the ready messages' deadlines, so the
-common case (nothing due) costs one comparison; the broker's waits wake at it.
+``x-message-ttl`` and its own ``expiration``. As in RabbitMQ's classic queues only the *head*
+of a queue expires: a message whose deadline passed behind one whose deadline has not (or
+that has none) stays until it is the head, and then expires at once. So dead letters come in
+queue order, and a short ``expiration`` behind a long one waits for it.
+
+The queue tells :meth:`Expiry.arm` its head whenever the head may have changed; the timer on
+the running event loop then fires at the head's deadline and makes the queue expire what is
+due. The queue also expires what is due whenever it is looked at, because the head may have
+no live timer: it became the head with no running loop, or its loop has ended — brokers
+outlive tests' loops. :attr:`Expiry.next_deadline` is the head's deadline, so the common case
+(nothing due) costs one comparison; the broker's waits wake at it.
 """
 
 from __future__ import annotations
@@ -23,15 +27,17 @@ from .messages import StoredMessage
 
 
 class Expiry:
-    """The deadlines of one queue's ready messages.
+    """The deadline of one queue's head, and its timer.
 
-    :param on_due: called when a timer finds a message due: the queue expires what is.
+    :param on_due: called when the timer finds the head due: the queue expires what is.
     """
 
     def __init__(self, on_due: Callable[[], None]) -> None:
         self.on_due = on_due
-        #: No ready message expires before this (``None``: none has a deadline).
+        #: The head's deadline (``None``: the queue is empty, or its head has no TTL).
         self.next_deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @staticmethod
     def start(message: StoredMessage, *ttls: float | None) -> None:
@@ -45,34 +51,37 @@ class Expiry:
         """Whether ``message``'s deadline has passed."""
         return message.deadline is not None and message.deadline <= time.monotonic()
 
-    def watch(self, message: StoredMessage) -> None:
-        """``message`` is ready now: expire it when its deadline comes."""
-        if message.deadline is None:
-            return
-        if self.next_deadline is None or message.deadline < self.next_deadline:
-            self.next_deadline = message.deadline
+    def due(self) -> bool:
+        """Whether the head's deadline has passed."""
+        return self.next_deadline is not None and self.next_deadline <= time.monotonic()
+
+    def arm(self, head: StoredMessage | None) -> None:
+        """``head`` is the queue's head now (``None``: it is empty): expire it when due."""
+        deadline = head.deadline if head is not None else None
         try:
-            loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            return  # no loop: expired when the queue is next looked at, or waited on
-        delay = max(0.0, message.deadline - time.monotonic())
-        message.timer = loop.call_later(delay, self._deadline_reached, message)
+            loop = None  # expired when the queue is next looked at, or waited on
+        if deadline == self.next_deadline and self._timer is not None and loop is self._loop:
+            return  # the same deadline, on a timer that can still fire
+        self.disarm()
+        self.next_deadline = deadline
+        if deadline is not None and loop is not None:
+            delay = max(0.0, deadline - time.monotonic())
+            self._timer, self._loop = loop.call_later(delay, self._deadline_reached), loop
 
-    def due(self, ready: list[StoredMessage]) -> list[StoredMessage]:
-        """The messages of ``ready`` whose deadline has passed; :attr:`next_deadline` becomes
-        that of the others."""
-        now = time.monotonic()
-        if self.next_deadline is None or self.next_deadline > now:
-            return []
-        due = [m for m in ready if m.deadline is not None and m.deadline <= now]
-        later = [m.deadline for m in ready if m.deadline is not None and m.deadline > now]
-        self.next_deadline = min(later, default=None)
-        return due
+    def disarm(self) -> None:
+        """Forget the timer and the deadline (the queue is empty, or deleted)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop = None
+        self.next_deadline = None
 
-    def _deadline_reached(self, message: StoredMessage) -> None:
-        # A message leaving the ready list cancels its timer, so this one is still ready.
-        message.timer = None
-        if message.deadline is not None and message.deadline > time.monotonic():
-            self.watch(message)  # the loop's clock fired a little early
+    def _deadline_reached(self) -> None:
+        self._timer = None
+        deadline = self.next_deadline
+        if deadline is not None and deadline > time.monotonic() and self._loop is not None:
+            # The loop's clock fired a little early: wait for the rest.
+            self._timer = self._loop.call_later(deadline - time.monotonic(), self._deadline_reached)
         else:
             self.on_due()

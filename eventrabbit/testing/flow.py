@@ -4,13 +4,17 @@ the dead-letter exchange when they die.
 Theory of operation
 -------------------
 A published message's properties are encoded as on the wire (:mod:`.messages`), routed by
-the topology, and copied into each queue it reaches — or handed straight to a direct
-reply-to consumer — each copy numbered with the broker-wide arrival order. A queue whose
+the topology with its routing key and its ``CC``/``BCC`` ones (:mod:`.sender_selected`:
+refused with 406 if they are not arrays, ``BCC`` taken out), and copied into each queue it
+reaches — or handed straight to a direct reply-to consumer — each copy numbered with the
+broker-wide arrival order. A queue whose
 message dies calls :meth:`MessageFlow.dead_letter`: with an ``x-dead-letter-exchange`` the
 message gets its ``x-death`` headers and is routed there (with ``x-dead-letter-routing-key``
 if set, else its own key). As in RabbitMQ, a message that would die again in a queue it died
 in before without having been rejected since is dropped, not looped; a missing dead-letter
-exchange drops it with a warning.
+exchange drops it with a warning. An invalid ``expiration`` is refused (406) before any
+queue gets a copy; a full queue with ``x-overflow`` ``reject-publish`` refuses its copy
+(:mod:`.limits`), which the published :class:`~.messages.Message` names in ``rejected``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .arguments import dead_letter_routing_key
 from .deaths import REJECTED, died_in, record_death
 from .messages import Message, StoredMessage, decode_properties, encode_properties, ttl_of
 from .queues import MemoryQueue
+from .sender_selected import copied_keys, hide_blind
 from .topology import Topology
 
 log = logging.getLogger(__name__)
@@ -46,20 +51,30 @@ class MessageFlow:
         """Route a message into its queues (or to a direct reply-to consumer).
 
         :raises aiormq.exceptions.ChannelNotFoundEntity: no such exchange.
+        :raises aiormq.exceptions.ChannelAccessRefused: an internal exchange.
+        :raises aiormq.exceptions.ChannelPreconditionFailed: a ``CC``/``BCC`` header that is
+            not an array (:mod:`.sender_selected`), an invalid ``expiration`` (:func:`ttl_of`).
         :raises TypeError: a property AMQP cannot encode.
         """
         header = encode_properties(properties, len(body))
         decoded = decode_properties(header)
-        targets = self.topology.destinations(exchange, routing_key, decoded.headers)
-        ttl = ttl_of(decoded)
+        if exchange:  # RabbitMQ looks at the exchange (404, 403) before the message (406)
+            self.topology.exchanges.publishable(exchange)
+        also = copied_keys(decoded.headers)
+        targets = self.topology.destinations(exchange, routing_key, decoded.headers, also)
+        header = hide_blind(header, len(body))
+        ttl = ttl_of(decoded)  # 406 for an invalid expiration, before anything is enqueued
+        rejected: list[str] = []
         for target in targets:
             message = StoredMessage(body, header, exchange, routing_key, next(self._seq))
             reply = self.topology.replies.get(target)
             if reply is not None:
                 reply.receiver.receive(reply, None, message)
-            else:
-                self.topology.queues[target].enqueue(message, ttl)
-        record = Message(exchange, routing_key, body, decoded, tuple(targets))
+            elif not self.topology.queues[target].enqueue(message, ttl):
+                rejected.append(target)  # full, with x-overflow reject-publish: a nack
+        record = Message(
+            exchange, routing_key, body, decoded, tuple(targets), rejected=tuple(rejected)
+        )
         self.published.append(record)
         return record
 

@@ -4,12 +4,17 @@ them (:class:`Message`), and their properties on the wire.
 Properties go through pamqp's wire encoding on the way in and again on every delivery, as
 they would through a real socket: a header value AMQP cannot carry fails at publish time,
 timestamps lose their sub-second part, and no two deliveries share a mutable object.
+
+A message's ``expiration`` is its TTL in milliseconds, read as RabbitMQ 3.10 reads it
+(Erlang's ``string:to_integer``): an optional sign and ASCII digits, nothing before or after
+them, at least 0 and at most ten years (:func:`expiration_error`). Anything else is refused
+with 406, which closes the publishing channel (:func:`ttl_of`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,6 +22,12 @@ from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
 from .. import envelope
+from .refusals import precondition_failed
+
+#: The longest TTL RabbitMQ takes: ten years, in milliseconds.
+MAX_EXPIRATION = 315_360_000_000
+#: What ``string:to_integer`` reads: a sign and ASCII digits, then whatever is left over.
+_INTEGER = re.compile(r"([+-]?[0-9]+)(.*)", re.ASCII | re.DOTALL)
 
 
 def encode_properties(properties: spec.Basic.Properties, body_size: int) -> bytes:
@@ -53,18 +64,11 @@ class StoredMessage:
     redelivered: bool = False
     deadline: float | None = None
     returns: int = 0
-    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def properties(self) -> spec.Basic.Properties:
         """A fresh decoded copy of the properties."""
         return decode_properties(self.header)
-
-    def cancel_timer(self) -> None:
-        """Forget its expiry timer (it left the queue)."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,6 +83,8 @@ class Message:
     :param queues: the queues it reached (for a published message; a direct reply names the
         ``amq.rabbitmq.reply-to.*`` address it went to); empty when it was unroutable.
     :param redelivered: it was delivered before and came back (for a queued message).
+    :param rejected: the queues among ``queues`` that refused it, being full
+        (``x-overflow`` ``reject-publish``): the publisher gets a ``basic.nack``.
     """
 
     exchange: str
@@ -87,6 +93,7 @@ class Message:
     properties: spec.Basic.Properties
     queues: tuple[str, ...] = ()
     redelivered: bool = False
+    rejected: tuple[str, ...] = ()
 
     @property
     def headers(self) -> dict[str, Any]:
@@ -124,10 +131,31 @@ def body_of(body: Any, action: str | None = None) -> bytes:
     return orjson.dumps(body)
 
 
+def expiration_error(expiration: str) -> str | None:
+    """Why RabbitMQ refuses ``expiration``, in its words, or ``None`` for a valid one."""
+    match = _INTEGER.fullmatch(expiration)
+    if match is None:
+        return "no_integer"
+    digits, leftover = match.groups()
+    if leftover:
+        return f'{{leftover_string,"{leftover}"}}'
+    milliseconds = int(digits)
+    if milliseconds < 0:
+        return f"{{value_negative,{milliseconds}}}"
+    if milliseconds > MAX_EXPIRATION:
+        return f"{{value_too_large,{milliseconds}}}"
+    return None
+
+
 def ttl_of(properties: spec.Basic.Properties) -> float | None:
-    """The per-message TTL in seconds from the ``expiration`` property, if it has a valid one."""
-    try:
-        milliseconds = int(properties.expiration) if properties.expiration else None
-    except ValueError:
+    """The per-message TTL in seconds from the ``expiration`` property, if it has one.
+
+    :raises aiormq.exceptions.ChannelPreconditionFailed: an invalid ``expiration``.
+    """
+    expiration = properties.expiration
+    if not expiration:  # pamqp sends an empty one as none at all
         return None
-    return None if milliseconds is None or milliseconds < 0 else milliseconds / 1000
+    error = expiration_error(expiration)
+    if error is not None:
+        raise precondition_failed(f"invalid expiration '{expiration}': {error}")
+    return int(expiration) / 1000

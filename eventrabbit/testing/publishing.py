@@ -4,7 +4,10 @@ returned mandatory messages, and the direct reply-to address put on requests.
 As with aiormq on RabbitMQ, ``basic_publish`` returns once the message is routed: with a
 ``Basic.Ack`` in confirm mode (else ``None``). A ``mandatory`` message no queue took comes
 back as a ``Basic.Return``: raised as ``aiormq.exceptions.PublishError`` when the channel
-was opened with ``on_return_raises``, else handed to the ``on_return_callbacks``.
+was opened with ``on_return_raises``, else handed to the ``on_return_callbacks``. A message
+a full queue refused (``x-overflow`` ``reject-publish``) is nacked, which aiormq raises as
+``aiormq.exceptions.DeliveryError`` in confirm mode; without confirms nobody hears of it. An
+invalid ``expiration`` is a 406 that closes the channel (:func:`.messages.ttl_of`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import aiormq.abc
-from aiormq.exceptions import PublishError
+from aiormq.exceptions import DeliveryError, PublishError
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
@@ -72,7 +75,10 @@ class Publishing:
         """Route a message; return the confirm once it is in its queues.
 
         :raises aiormq.exceptions.PublishError: ``mandatory`` and no queue received it.
+        :raises aiormq.exceptions.DeliveryError: in confirm mode, a full queue refused it.
         :raises aiormq.exceptions.ChannelNotFoundEntity: the exchange does not exist (the
+            channel is closed).
+        :raises aiormq.exceptions.ChannelPreconditionFailed: an invalid ``expiration`` (the
             channel is closed).
         """
         self.guard.check_open()
@@ -87,6 +93,8 @@ class Publishing:
         await asyncio.sleep(0)  # a publish is I/O: other tasks run meanwhile
         if mandatory and not published.queues:
             return self._returned(body, exchange, routing_key, published.properties)
+        if published.rejected and self.publisher_confirms:
+            raise DeliveryError(None, spec.Basic.Nack(delivery_tag=self._seq))
         return spec.Basic.Ack(delivery_tag=self._seq) if self.publisher_confirms else None
 
     def _returned(

@@ -3,30 +3,33 @@ a delivery (:class:`Outcome`).
 
 Theory of operation
 -------------------
-Ready messages are kept in arrival order (the broker-wide ``seq``, so a requeued message goes
-back to its place). :meth:`MemoryQueue.dispatch` hands them to the consumers round-robin, each
-taking as many as its :class:`Receiver` allows (prefetch, an open channel); a receiver holds a
-delivery unacked until it settles it with an :class:`Outcome`. A message *dies* — goes to the
-dead-letter hook, which routes it on — when it expires, when a consumer rejects it, or when
-it comes back more often than a quorum queue's ``x-delivery-limit``.
+Ready messages are kept in arrival order (:class:`~.ready.ReadyMessages`).
+:meth:`MemoryQueue.dispatch` hands them to the consumers round-robin, each taking as many as
+its :class:`Receiver` allows (prefetch, an open channel); a receiver holds a delivery unacked
+until it settles it with an :class:`Outcome`. A message *dies* — goes to the dead-letter hook,
+which routes it on — when it expires at the head, when a consumer rejects it, when it comes
+back more often than a quorum queue's ``x-delivery-limit``, or when a length limit drops or
+refuses it (reason ``maxlen``, :mod:`.limits`).
 
-When messages expire is the queue's :class:`~.expiry.Expiry`'s business. Every change fires
-the broker's :class:`~.changes.Changes`, which is what the broker's ``wait_*`` wait on.
+Before a message leaves the head (delivered, taken) what is due there expires, as in
+RabbitMQ. A new queue refuses arguments RabbitMQ refuses (406, :mod:`.arguments`). Every
+change fires the broker's :class:`~.changes.Changes`, which the broker's ``wait_*`` wait on.
 """
 
 from __future__ import annotations
 
-import bisect
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .arguments import argument_mismatch, dead_letter_exchange, delivery_limit, message_ttl
+from .arguments import argument_mismatch, dead_letter_exchange, delivery_limit, invalid_argument
 from .changes import Changes
-from .deaths import DELIVERY_LIMIT, EXPIRED, REJECTED
+from .deaths import DELIVERY_LIMIT, EXPIRED, MAXLEN, REJECTED
 from .expiry import Expiry
 from .messages import StoredMessage
+from .ready import ReadyMessages
+from .refusals import precondition_failed
 
 #: Called with the queue, the message and the reason (:mod:`.deaths`) when a message dies.
 DeadLetterHook = Callable[["MemoryQueue", StoredMessage, str], None]
@@ -84,6 +87,7 @@ class MemoryQueue:
 
     :param on_dead: where dying messages go (the broker's dead-lettering).
     :param changes: fired on every change of the queue.
+    :raises aiormq.exceptions.ChannelPreconditionFailed: arguments RabbitMQ refuses.
     """
 
     name: str
@@ -93,54 +97,62 @@ class MemoryQueue:
     changes: Changes
     exclusive_owner: object | None = None
     auto_delete: bool = False
-    ready: list[StoredMessage] = field(default_factory=list)
     consumers: list[Consumer] = field(default_factory=list)
     #: Messages delivered to consumers and not settled yet.
     unacked: int = 0
     deleted: bool = False
-    expiry: Expiry = field(init=False)
+    #: ``x-dead-letter-exchange``; ``None`` drops dead messages.
+    dead_letter_exchange: str | None = field(init=False)
+    #: ``x-delivery-limit`` of a quorum queue.
+    delivery_limit: int | None = field(init=False)
+    _ready: ReadyMessages = field(init=False)
     _next: int = 0
 
     def __post_init__(self) -> None:
-        self.expiry = Expiry(on_due=self.expire_due)
+        error = invalid_argument(self.name, self.arguments)
+        if error is not None:
+            raise precondition_failed(error)
+        self._ready = ReadyMessages(self.arguments, on_due=self.expire_due)
+        self.dead_letter_exchange = dead_letter_exchange(self.arguments)
+        self.delivery_limit = delivery_limit(self.arguments)
 
     @property
-    def ttl(self) -> float | None:
-        """``x-message-ttl`` in seconds."""
-        return message_ttl(self.arguments)
+    def ready(self) -> list[StoredMessage]:
+        """The ready messages, oldest first (the queue's own list: only look)."""
+        return self._ready.messages
 
     @property
-    def dead_letter_exchange(self) -> str | None:
-        """``x-dead-letter-exchange``; ``None`` drops dead messages."""
-        return dead_letter_exchange(self.arguments)
-
-    @property
-    def delivery_limit(self) -> int | None:
-        """``x-delivery-limit`` of a quorum queue."""
-        return delivery_limit(self.arguments)
+    def expiry(self) -> Expiry:
+        """When the head expires."""
+        return self._ready.expiry
 
     def mismatch(
         self, durable: bool, auto_delete: bool, arguments: Mapping[str, Any]
     ) -> str | None:
         """What a new declare disagrees on with this queue, in RabbitMQ's words, or ``None``."""
-        for flag, old, new in (
-            ("durable", self.durable, durable),
-            ("auto_delete", self.auto_delete, auto_delete),
-        ):
-            if old != new:
-                return f"inequivalent arg '{flag}' for queue '{self.name}'"
-        return argument_mismatch(self.name, self.arguments, arguments)
+        flags = {"durable": (self.durable, durable), "auto_delete": (self.auto_delete, auto_delete)}
+        return argument_mismatch(self.name, self.arguments, arguments, flags)
 
     # ----------------------------------------------------------------- messages in and out
 
-    def enqueue(self, message: StoredMessage, ttl: float | None) -> None:
-        """Take a routed message; ``ttl`` is the message's own, if it has one."""
-        self.expiry.start(message, self.ttl, ttl)
-        bisect.insort(self.ready, message, key=_seq)
-        self.dispatch()
-        if self.ready and self.ready[-1] is message:  # newest, so last; unless delivered
-            self.expiry.watch(message)
+    def enqueue(self, message: StoredMessage, ttl: float | None) -> bool:
+        """Take a routed message; ``ttl`` is the message's own, if it has one.
+
+        :returns: ``False``: full, it refuses it (``x-overflow`` ``reject-publish*``).
+        """
+        if self._ready.refuses(message):
+            if self._ready.limits.dead_letters_refused:
+                self.on_dead(self, message, MAXLEN)
+            return False
+        if not self.ready and (consumer := self._next_consumer()) is not None:
+            consumer.receiver.receive(consumer, self, message)  # whatever its TTL, as RabbitMQ
+        else:
+            self._ready.start(message, ttl)
+            self._ready.add(message)
+            self.dispatch()
+            self._die(self._ready.overflowing(), MAXLEN)  # x-overflow drop-head
         self.changes.fire()
+        return True
 
     def hold(self) -> None:
         """A receiver took a delivery of this queue and holds it until it settles it."""
@@ -150,39 +162,29 @@ class MemoryQueue:
         """A receiver settled a delivery it held; the caller then :meth:`resume` s the queue."""
         self.unacked -= 1
         if not self.deleted and outcome is Outcome.REQUEUE:
-            self._requeue(message)
+            message.redelivered = True
+            message.returns += 1
+            if self.delivery_limit is not None and message.returns > self.delivery_limit:
+                self.on_dead(self, message, DELIVERY_LIMIT)
+            else:  # back in its place, whatever the limits; a due head expires on resume
+                self._ready.add(message)
+                self._die(self._ready.overflowing(), MAXLEN)
         elif not self.deleted and outcome is Outcome.REJECT:
             self.on_dead(self, message, REJECTED)
         self.changes.fire()
 
-    def _requeue(self, message: StoredMessage) -> None:
-        message.redelivered = True
-        message.returns += 1
-        limit = self.delivery_limit
-        if limit is not None and message.returns > limit:
-            self.on_dead(self, message, DELIVERY_LIMIT)
-        elif self.expiry.expired(message):
-            self.on_dead(self, message, EXPIRED)
-        else:
-            bisect.insort(self.ready, message, key=_seq)
-            self.expiry.watch(message)
-
     def take(self) -> StoredMessage | None:
         """Remove and return the next ready message (``basic.get``)."""
         self.expire_due()
-        if not self.ready:
-            return None
-        message = self.ready.pop(0)
-        message.cancel_timer()
-        self.changes.fire()
+        message = self._ready.pop()
+        if message is not None:
+            self.expire_due()  # the new head, as RabbitMQ looks at it after each fetch
+            self.changes.fire()
         return message
 
     def purge(self) -> int:
         """Drop every ready message; return how many."""
-        count = len(self.ready)
-        for message in self.ready:
-            message.cancel_timer()
-        self.ready.clear()
+        count = self._ready.clear()
         self.changes.fire()
         return count
 
@@ -201,23 +203,21 @@ class MemoryQueue:
             self.changes.fire()
 
     def resume(self) -> None:
-        """Expire what is due and deliver what consumers can take now (after a settle or a
-        ``basic.qos`` gave them room)."""
-        if not self.deleted:
-            self.expire_due()
-            self.dispatch()
+        """Deliver what consumers can take now (a settle or a ``basic.qos`` gave them room)."""
+        self.dispatch()
 
     def dispatch(self) -> None:
         """Deliver ready messages to consumers that can take them, round-robin."""
         delivered = False
+        self.expire_due()  # an expired head is never delivered: before each delivery
         while self.ready and self.consumers:
             consumer = self._next_consumer()
-            if consumer is None:
+            message = self._ready.pop() if consumer is not None else None
+            if consumer is None or message is None:
                 break
-            message = self.ready.pop(0)
-            message.cancel_timer()
             consumer.receiver.receive(consumer, self, message)
             delivered = True
+            self.expire_due()
         if delivered:
             self.changes.fire()
 
@@ -231,26 +231,20 @@ class MemoryQueue:
                 return consumer
         return None
 
-    # --------------------------------------------------------------------------- expiry
+    # ------------------------------------------------------------------ expiry and limits
 
     def expire_due(self) -> None:
-        """Dead-letter (or drop) every ready message whose TTL has run out."""
-        due = self.expiry.due(self.ready)
-        if not due:
-            return
-        for message in due:
-            self.ready.remove(message)
-            message.cancel_timer()
-        for message in due:
-            self.on_dead(self, message, EXPIRED)
-        self.changes.fire()
+        """Dead-letter (or drop) the messages at the head whose TTL has run out."""
+        self._die(self._ready.expired(), EXPIRED)
+
+    def _die(self, messages: list[StoredMessage], reason: str) -> None:
+        for message in messages:
+            self.on_dead(self, message, reason)
+        if messages:
+            self.changes.fire()
 
     def close(self) -> None:
         """The queue is deleted: forget its messages and timers."""
         self.deleted = True
         self.purge()
         self.consumers.clear()
-
-
-def _seq(message: StoredMessage) -> int:
-    return message.seq

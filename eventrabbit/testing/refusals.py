@@ -1,8 +1,9 @@
 """RabbitMQ's refusals, in its words: the ``aiormq.exceptions`` errors its replies become.
 
 404 ``ChannelNotFoundEntity``, 403 ``ChannelAccessRefused``, 405 ``ChannelLockedResource``
-and 406 ``ChannelPreconditionFailed`` close the channel; 503 ``ConnectionCommandInvalid``
-closes the connection (:mod:`.guard` does the closing). The texts are RabbitMQ 3.10's, as
+and 406 ``ChannelPreconditionFailed`` close the channel; 503 ``ConnectionCommandInvalid`` and
+540 ``ConnectionNotImplemented`` (what this broker does not emulate) close the connection
+(:mod:`.guard` does the closing). The texts are RabbitMQ 3.10's, as
 tests on the real broker see them.
 """
 
@@ -13,6 +14,7 @@ from aiormq.exceptions import (
     ChannelLockedResource,
     ChannelNotFoundEntity,
     ChannelPreconditionFailed,
+    ConnectionNotImplemented,
 )
 
 
@@ -43,3 +45,9 @@ def locked(queue: str) -> ChannelLockedResource:
 def precondition_failed(reason: str) -> ChannelPreconditionFailed:
     """406, for ``reason``."""
     return ChannelPreconditionFailed(f"PRECONDITION_FAILED - {reason}")
+
+
+def not_implemented(what: str) -> ConnectionNotImplemented:
+    """540, which closes the connection: ``what`` RabbitMQ has and this broker does not
+    emulate — refused loudly, never ignored."""
+    return ConnectionNotImplemented(f"NOT_IMPLEMENTED - the in-memory broker has no {what}")

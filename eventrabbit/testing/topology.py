@@ -11,12 +11,20 @@ identity here, so they are plain ``object`` s.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from .changes import Changes
 from .exchanges import Exchanges
 from .queues import Consumer, DeadLetterHook, MemoryQueue
-from .refusals import default_exchange_refused, locked, not_found, precondition_failed, reserved
+from .refusals import (
+    default_exchange_refused,
+    locked,
+    not_found,
+    not_implemented,
+    precondition_failed,
+    reserved,
+)
 from .reply_to import ReplyRoutes
 from .routing import Binding, x_match_error
 
@@ -79,16 +87,27 @@ class Topology:
         self.queue(queue, by)
         target.bindings = [b for b in target.bindings if b != binding]
 
-    def destinations(self, exchange: str, key: str, headers: dict[str, Any] | None) -> list[str]:
-        """Where a message published to ``exchange`` with ``key`` goes: queues, or a reply
-        address.
+    def destinations(
+        self,
+        exchange: str,
+        key: str,
+        headers: dict[str, Any] | None,
+        also: Sequence[str] = (),
+    ) -> list[str]:
+        """Where a message published to ``exchange`` with ``key`` (and the routing keys
+        ``also``, its ``CC``/``BCC`` ones) goes: queues, or reply addresses; each once.
 
         :raises aiormq.exceptions.ChannelNotFoundEntity: no such exchange.
         """
+        keys = [key, *also]
         if exchange == "":
-            known = self.replies.routes if self.replies.is_address(key) else self.queues
-            return [key] if key in known else []
-        return self.exchanges.get(exchange).route(key, headers)
+            found = (
+                k
+                for k in keys
+                if k in (self.replies.routes if self.replies.is_address(k) else self.queues)
+            )
+            return list(dict.fromkeys(found))
+        return self.exchanges.route(exchange, keys, headers)
 
     # --------------------------------------------------------------------------- queues
 
@@ -126,6 +145,8 @@ class Topology:
             return existing
         elif name.startswith("amq."):
             raise reserved("queue", name)
+        elif arguments.get("x-queue-type") == "stream":
+            raise not_implemented("stream queues (x-queue-type 'stream')")
         elif arguments.get("x-queue-type") == "quorum" and not durable:
             raise precondition_failed(f"invalid property 'non-durable' for queue '{name}'")
         owner = by if exclusive else None
