@@ -44,9 +44,17 @@ LAST_DEATH_SINCE = (3, 13)
 
 
 def record_death(
-    properties: spec.Basic.Properties, message: StoredMessage, queue: str, reason: str
+    properties: spec.Basic.Properties,
+    message: StoredMessage,
+    queue: str,
+    reason: str,
+    routing_keys: list[str] | None = None,
 ) -> spec.Basic.Properties:
-    """Add RabbitMQ's dead-letter headers to ``properties`` and drop its ``expiration``."""
+    """Add RabbitMQ's dead-letter headers to ``properties`` and drop its ``expiration``.
+
+    :param routing_keys: what ``x-death`` lists as its ``routing-keys`` (default: the
+        message's routing key).
+    """
     headers: dict[str, Any] = dict(properties.headers or {})
     entry: dict[str, Any] = {
         "count": 1,
@@ -54,7 +62,7 @@ def record_death(
         "queue": queue,
         "time": datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0),
         "exchange": message.exchange,
-        "routing-keys": [message.routing_key],
+        "routing-keys": routing_keys or [message.routing_key],
     }
     if properties.expiration:
         entry["original-expiration"] = properties.expiration

@@ -30,7 +30,7 @@ from .arguments import dead_letter_routing_key
 from .deaths import REJECTED, died_in, record_death
 from .messages import Message, StoredMessage, decode_properties, encode_properties, ttl_of
 from .queues import MemoryQueue
-from .sender_selected import copied_keys, hide_blind
+from .sender_selected import BLIND, copied_keys, hide_blind, keys_of
 from .topology import Topology
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,10 @@ class MessageFlow:
         header = hide_blind(header, len(body))
         ttl = ttl_of(decoded)  # 406 for an invalid expiration, before anything is enqueued
         rejected: list[str] = []
+        blind = tuple(keys_of(decoded.headers, BLIND))
         for target in targets:
             message = StoredMessage(body, header, exchange, routing_key, next(self._seq))
+            message.blind_keys = blind
             reply = self.topology.replies.get(target)
             if reply is not None:
                 reply.receiver.receive(reply, None, message)
@@ -83,12 +85,19 @@ class MessageFlow:
         exchange = queue.dead_letter_exchange
         if exchange is None:
             return
-        properties = record_death(message.properties, message, queue.name, reason)
+        properties = message.properties
+        copied = keys_of(properties.headers, "CC")
+        seen_keys = [message.routing_key, *copied]
         key = dead_letter_routing_key(queue.arguments)
-        if key is None:
-            key = message.routing_key
+        blind = message.blind_keys
+        if key is None:  # routed with every key it was published with (BCC's too)
+            key, also = message.routing_key, [*copied, *blind]
+        else:  # the queue's key alone, and the CC header goes
+            also, blind = [], ()
+            properties.headers = {k: v for k, v in (properties.headers or {}).items() if k != "CC"}
+        properties = record_death(properties, message, queue.name, reason, seen_keys)
         try:
-            targets = self.topology.destinations(exchange, key, properties.headers)
+            targets = self.topology.destinations(exchange, key, properties.headers, also)
         except ChannelNotFoundEntity:
             log.warning("dead-letter exchange %r of queue %r does not exist", exchange, queue.name)
             return
@@ -98,4 +107,5 @@ class MessageFlow:
         for target in targets:
             if target in self.topology.queues:
                 copy = StoredMessage(message.body, header, exchange, key, next(self._seq))
+                copy.blind_keys = blind
                 self.topology.queues[target].enqueue(copy, None)

@@ -54,6 +54,8 @@ class StoredMessage:
     :param seq: the broker-wide arrival order; a requeued message goes back to its place.
     :param deadline: ``time.monotonic()`` at which it expires, if it has a TTL.
     :param returns: how often it was requeued (the delivery count of quorum queues).
+    :param blind_keys: the routing keys of the ``BCC`` header it was published with: the
+        queues get it without that header, but a dead letter of it is routed with them too.
     """
 
     body: bytes
@@ -64,6 +66,7 @@ class StoredMessage:
     redelivered: bool = False
     deadline: float | None = None
     returns: int = 0
+    blind_keys: tuple[str, ...] = ()
 
     @property
     def properties(self) -> spec.Basic.Properties:

@@ -9,6 +9,11 @@ are ignored. Any other type (a plain string too) makes the message invalid: the 
 refused with 406 and the channel closes — ``CC`` is looked at before ``BCC``. The queues get
 the message without its ``BCC`` header (``CC`` stays, so its receivers see who else got it);
 the routing key they see is the one it was published with.
+
+A dead letter is routed with the message's routing key, its ``CC`` keys and the ``BCC`` keys
+it was published with (kept beside it, :attr:`~.messages.StoredMessage.blind_keys`); its
+``x-death`` ``routing-keys`` name the routing key and the ``CC`` keys. A queue's
+``x-dead-letter-routing-key`` replaces them all, and the dead letter loses its ``CC``.
 """
 
 from __future__ import annotations
@@ -45,12 +50,14 @@ def copied_keys(headers: Mapping[str, Any] | None) -> list[str]:
     why = invalid_header(headers)
     if why is not None:
         raise precondition_failed(why)
-    return [
-        key
-        for name in ROUTING_HEADERS
-        for key in (headers or {}).get(name) or ()
-        if isinstance(key, str)
-    ]
+    return [key for name in ROUTING_HEADERS for key in keys_of(headers, name)]
+
+
+def keys_of(headers: Mapping[str, Any] | None, name: str) -> list[str]:
+    """The routing keys of header ``name`` (``CC`` or ``BCC``): its ``longstr`` elements
+    when it is an array, else none."""
+    value = (headers or {}).get(name)
+    return [key for key in value if isinstance(key, str)] if isinstance(value, list) else []
 
 
 def without_blind(headers: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -244,7 +244,33 @@ async def dead_letters_through_alternate_and_bound_exchanges(side: Side) -> None
     await side.drain("via-binding", expect=1)
 
 
+async def dead_letters_keep_their_cc_and_bcc_keys(side: Side) -> None:
+    """A dead letter is routed with its routing key and its CC and BCC keys, BCC's although
+    the queue got it without that header; a dead-letter routing key replaces them all."""
+    await side.exchange("dlx", "direct")
+    for key in ("k", "cc", "bcc", "fixed"):
+        await side.queue(f"got-{key}")
+        await side.bind(f"got-{key}", "dlx", key)
+    await side.queue("dies", {"x-dead-letter-exchange": "dlx", "x-message-ttl": 0})
+    await side.queue(
+        "dies-fixed",
+        {
+            "x-dead-letter-exchange": "dlx",
+            "x-dead-letter-routing-key": "fixed",
+            "x-message-ttl": 0,
+        },
+    )
+    await side.exchange("in", "direct")
+    await side.bind("dies", "in", "k")
+    await side.bind("dies-fixed", "in", "other")
+    await side.publish("in", "k", b"all keys", headers={"CC": ["cc"], "BCC": ["bcc"]})
+    await side.publish("in", "other", b"one key", headers={"CC": ["k"], "BCC": ["bcc"]})
+    for key, expect in (("k", 1), ("cc", 1), ("bcc", 1), ("fixed", 1)):
+        await side.drain(f"got-{key}", expect=expect)
+
+
 CASES = [
+    dead_letters_keep_their_cc_and_bcc_keys,
     cc_and_bcc_on_a_direct_exchange,
     cc_that_is_not_an_array,
     cc_on_the_default_exchange,
