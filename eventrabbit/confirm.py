@@ -68,6 +68,15 @@ def event_properties(
     )
 
 
+def reply_properties(correlation_id: str | None) -> spec.Basic.Properties:
+    """Properties of a reply: JSON and the request's ``correlation_id``, nothing more — a
+    caller matches a reply by its correlation id, and every property is encoded by the server
+    and decoded by the caller on the RPC hot path."""
+    return spec.Basic.Properties(
+        content_type=JSON_CONTENT_TYPE, delivery_mode=PERSISTENT, correlation_id=correlation_id
+    )
+
+
 _NO_EXCHANGE = (
     "the exchange does not exist; declare it (or consume a ConsumeChannel that declares it) "
     "before publishing"

@@ -23,7 +23,8 @@ from yarl import URL
 
 from .checks import censor_url
 from .errors import AccessRefused, BrokerUnavailable, ConfigurationError
-from .wire import WireReader, WireTransport
+from .wire import WireReader
+from .wire_transport import WireTransport
 
 log = logging.getLogger(__name__)
 

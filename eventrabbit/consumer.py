@@ -47,7 +47,7 @@ from .outbox import Outbox
 from .permissions import refused
 from .properties import Stashed
 from .registry import Handler
-from .wire import wire_of
+from .wire_transport import wire_of
 
 log = logging.getLogger(__name__)
 

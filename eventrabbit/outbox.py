@@ -25,7 +25,7 @@ import logging
 
 import aiormq.abc
 
-from .confirm import event_properties, publish_confirmed
+from .confirm import publish_confirmed, reply_properties
 from .connection import CHANNEL_GONE
 from .errors import EventRabbitError, PublishError
 from .failures import Copy, Reply
@@ -80,7 +80,7 @@ class Outbox:
                 reply.body,
                 exchange=DEFAULT_EXCHANGE,
                 routing_key=address,
-                properties=event_properties(correlation_id=reply.correlation_id),
+                properties=reply_properties(reply.correlation_id),
                 mandatory=not address.startswith(REPLY_PREFIX),
             )
         except (EventRabbitError, *CHANNEL_GONE) as exc:

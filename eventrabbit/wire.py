@@ -11,8 +11,10 @@ its buffer before aiormq takes any of it:
 
 - other calls, and frames other than methods and content headers, cost one comparison:
   ``StreamReader.readexactly``'s own coroutine is returned;
-- a method or content header whole in the buffer is inspected (and mended) in place; one not
-  yet whole is read first and put back (one coroutine more, only then);
+- a method or content header whole in the buffer is inspected (and mended) in place; on an
+  empty buffer (an idle connection) aiormq waits in ``readexactly`` itself and is woken only
+  once the frame is whole and inspected (``_wakeup_waiter``, which ``feed_data`` calls); one
+  partly in the buffer is read first and put back (one coroutine more, only then);
 - ``Basic.Deliver``: an exchange or routing key that is not UTF-8 becomes its escaped text;
   the content header behind it is usually dealt with right then;
 - a content header: :func:`~eventrabbit.decodable.classify` checks its properties in one cheap
@@ -24,8 +26,9 @@ faithful copy needs them — a headers table, what pamqp would re-encode differe
 stand-in (then with the problem) — for the consumer to :meth:`~WireReader.take`. A channel's
 stash is emptied when the channel opens or closes (tags start again), and bounded by
 :data:`MAX_STASHED`. ``Basic.Return`` and ``GetOk`` names are not mended: eventrabbit publishes
-only UTF-8 names and never gets. This reads ``StreamReader._buffer`` (a ``bytearray`` in
-CPython's asyncio; checked when a reader is made).
+only UTF-8 names and never gets. This relies on CPython's ``StreamReader`` internals
+(``_buffer``, a ``bytearray``, and ``_waiter``, ``_wakeup_waiter``, ``_eof``, ``_limit``;
+checked when a reader is made).
 """
 
 from __future__ import annotations
@@ -35,11 +38,6 @@ import logging
 import struct
 from collections.abc import Coroutine
 from typing import Any
-
-import aiormq.abc
-from aiormq.connection import TransportFactory
-from aiormq.exceptions import AMQPConnectionError
-from yarl import URL
 
 from .decodable import CLEAN, KEEP, classify
 from .properties import Stashed, parses
@@ -63,13 +61,20 @@ class WireReader(asyncio.StreamReader):
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)
-        if not isinstance(getattr(self, "_buffer", None), bytearray):
-            raise RuntimeError("asyncio.StreamReader has no bytearray _buffer on this Python")
+        internals = ("_waiter", "_wakeup_waiter", "_eof", "_limit")
+        if not isinstance(getattr(self, "_buffer", None), bytearray) or not all(
+            hasattr(self, name) for name in internals
+        ):
+            raise RuntimeError("asyncio.StreamReader's internals differ on this Python")
         self._buffer: bytearray
+        self._waiter: asyncio.Future[None] | None  # StreamReader's, also private
+        self._eof: bool
+        self._limit: int
         self._stashes: dict[int, dict[int, Stashed]] = {}  # watched channel -> tag -> stash
         self._pending: dict[int, int] = {}  # channel -> tag of the Deliver before its header
         self._names: dict[int, str] = {}  # channel -> what that Deliver's stand-in changed
         self._looked_ahead = False  # the next frame is a content header dealt with
+        self._holding = False  # aiormq waits for a frame on an empty buffer (_wakeup_waiter)
 
     def watch(self, channel_number: int) -> dict[int, Stashed]:
         """Stash the deliveries of this channel from now on, for :meth:`take`.
@@ -104,6 +109,11 @@ class WireReader(asyncio.StreamReader):
         if self._looked_ahead:
             self._looked_ahead = False  # the content header its Deliver dealt with
             return _readexactly(self, n)
+        if not buf:
+            # Nothing yet (an idle connection): aiormq waits in readexactly itself, and
+            # _wakeup_waiter wakes it only once the frame is whole and inspected.
+            self._holding = True
+            return _readexactly(self, n)
         if len(buf) < 7:
             return self._whole_frame(n)
         end = 8 + _U32(buf, 3)[0]
@@ -111,6 +121,21 @@ class WireReader(asyncio.StreamReader):
             return self._whole_frame(n)
         self._inspect(buf, end)
         return _readexactly(self, n)
+
+    def _wakeup_waiter(self) -> None:
+        # feed_data and feed_eof call this when data (or the end) arrives. While aiormq waits
+        # for a frame's first octet on an empty buffer, a method or content header is held
+        # back until it is whole, and inspected in place before aiormq wakes.
+        if self._holding and self._waiter is not None:
+            buf = self._buffer
+            if not self._eof and buf and buf[0] <= _HEADER:
+                end = 8 + _U32(buf, 3)[0] if len(buf) >= 7 else 0
+                if end and len(buf) >= end:
+                    self._inspect(buf, end)
+                elif len(buf) <= 2 * self._limit:
+                    return  # not whole yet (a frame is at most frame_max, under 2 * limit)
+            self._holding = False
+        super()._wakeup_waiter()  # type: ignore[misc]
 
     async def _whole_frame(self, n: int) -> bytes:
         # Wait for the frame's first octet; for a method or content header wait for the whole
@@ -203,42 +228,3 @@ def _stash(stashes: dict[int, Stashed], tag: int, stashed: Stashed) -> None:
 def _rewrite(buf: bytearray, end: int, payload: bytes) -> None:
     """Replace the frame at the start of ``buf`` by one of the same type and channel."""
     buf[0:end] = bytes(buf[0:3]) + len(payload).to_bytes(4, "big") + payload + b"\xce"
-
-
-class WireTransport(TransportFactory):
-    """aiormq's ``transport_factory`` for ``amqp`` (TCP) and ``amqps`` (TLS) URLs: the
-    connection aiormq would open, reading through a :class:`WireReader`.
-
-    :attr reader: the reader of the last connection made, ``None`` before one.
-    """
-
-    def __init__(self) -> None:
-        self.reader: WireReader | None = None
-
-    async def create(
-        self, url: URL, **kwargs: Any
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Open the connection (as ``asyncio.open_connection`` does, with our reader)."""
-        provider = kwargs.pop("ssl_context_provider", None)
-        ssl = await provider.get_context() if url.scheme == "amqps" and provider else None
-        host, port = url.host, url.port
-        if host is None or port is None:
-            raise AMQPConnectionError(f"the URL names no host and port: {url.with_password(None)}")
-        loop = asyncio.get_running_loop()
-        reader = WireReader(loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-        try:
-            transport, _ = await loop.create_connection(
-                lambda: protocol, host, port, ssl=ssl, **kwargs
-            )
-        except OSError as exc:
-            raise AMQPConnectionError(*exc.args) from exc
-        self.reader = reader
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
-
-
-def wire_of(connection: aiormq.abc.AbstractConnection) -> WireReader | None:
-    """The :class:`WireReader` of an eventrabbit AMQP connection; ``None`` for any other
-    (the in-memory broker's, or a plain aiormq one)."""
-    reader = getattr(connection, "wire", None)
-    return reader if isinstance(reader, WireReader) else None

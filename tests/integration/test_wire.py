@@ -26,7 +26,8 @@ from eventrabbit.connection import open_connection
 from eventrabbit.copies import DROPPED_HEADER, HEADER_FRAME_OVERHEAD, RawProperties, fit
 from eventrabbit.failures import BROKER_HEADERS, ERROR_HEADER
 from eventrabbit.properties import WireProperties, parse_properties
-from eventrabbit.wire import WireReader, wire_of
+from eventrabbit.wire import WireReader
+from eventrabbit.wire_transport import wire_of
 from tests.conftest import Names, Services
 from tests.helpers import event, queue_depth
 from tests.unit.test_fields import entry, long
