@@ -6,6 +6,8 @@ and the publisher) and ``handle`` (which consumes queues).
 
 from __future__ import annotations
 
+from .annotations import Unchecked
+from .asyncapi import asyncapi, asyncapi_json, asyncapi_yaml
 from .build import build_event_dependencies
 from .common import (
     ConsumeChannel,
@@ -22,7 +24,9 @@ from .errors import (
     ConfigurationError,
     DuplicateHandlerError,
     EventRabbitError,
+    InvalidData,
     InvalidMessage,
+    InvalidResult,
     PublishError,
     PublishTimeout,
     RemoteError,
@@ -50,7 +54,9 @@ __all__ = [
     "Events",
     "ExchangeType",
     "Handle",
+    "InvalidData",
     "InvalidMessage",
+    "InvalidResult",
     "PublishError",
     "PublishTimeout",
     "QueueConfig",
@@ -63,7 +69,11 @@ __all__ = [
     "RequestError",
     "RetryConfig",
     "TopologyError",
+    "Unchecked",
     "UnroutableError",
     "UnroutableRequest",
+    "asyncapi",
+    "asyncapi_json",
+    "asyncapi_yaml",
     "build_event_dependencies",
 ]

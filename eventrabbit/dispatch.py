@@ -2,8 +2,9 @@
 
 Every way a message can fail to reach its handler — too large, an encoding that cannot be
 undone, a body that is not an event, an action without a handler, data that does not fit
-the handler's parameters — raises :class:`~eventrabbit.errors.InvalidMessage` (bad input,
-never retried). What the handler itself raises propagates as it is (a failure, retried).
+the handler's parameters or their annotations — raises
+:class:`~eventrabbit.errors.InvalidMessage` (bad input, never retried). What the handler
+itself raises propagates as it is (a failure, retried).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from aiormq.abc import DeliveredMessage
 
 from . import envelope
-from .errors import InvalidMessage
+from .errors import InvalidData, InvalidMessage
 from .registry import Handler
 
 _decode = envelope.decode
@@ -35,9 +36,10 @@ async def dispatch(handlers: dict[str, Handler], message: DeliveredMessage, max_
     handler = handlers.get(action)
     if handler is None:
         raise InvalidMessage(f"no handler for action {action!r}")
-    misfit = handler.misfit(data)
-    if misfit is not None:
-        raise InvalidMessage(misfit)
+    try:
+        data = handler.check(data)
+    except InvalidData as exc:
+        raise InvalidMessage(f"data does not fit handler {action!r}: {exc}") from None
     try:
         # Calling an async function binds the arguments before its body runs: a TypeError here
         # is data the handler cannot be called with, not a failure inside it.
@@ -46,5 +48,6 @@ async def dispatch(handlers: dict[str, Handler], message: DeliveredMessage, max_
         raise InvalidMessage(f"data does not fit handler {action!r}: {exc}") from None
     result = await running
     if handler.after is not None:
-        await handler.after(result)
+        # What was published (a Decimal as its string, a model dumped) is what is replied.
+        result = await handler.after(result)
     return result

@@ -14,6 +14,8 @@ means something::
     │   ├── PublishTimeout (TimeoutError)    no confirm came within the timeout
     │   └── ChannelLost                      the channel closed before the confirm
     ├── InvalidMessage                       a body eventrabbit cannot handle (dead-lettered)
+    ├── InvalidData (TypeError)              a value that does not fit its type annotation
+    │   └── InvalidResult                    a result that does not fit: nothing was published
     └── RPCError                             an RPC call that returned no result
         ├── RPCTimeout (TimeoutError)        no reply within the call's timeout
         ├── RemoteError                      the remote handler failed for good
@@ -112,6 +114,38 @@ class InvalidMessage(EventRabbitError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class InvalidData(EventRabbitError, TypeError):
+    """A value that does not fit its type annotation.
+
+    :param problem: what is wrong (``expected int, got str``).
+    :param path: where, inside the value (``items[2].price``); ``""`` for the value itself.
+    """
+
+    def __init__(self, problem: str, path: str = "") -> None:
+        super().__init__(problem, path)
+        self.problem = problem
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else self.problem
+
+
+class InvalidResult(InvalidData):
+    """A producer's or function's result that does not fit its return annotation; nothing
+    was published. ``subject`` names the function and the event it would have published."""
+
+    def __init__(self, subject: str, problem: str, path: str = "") -> None:
+        super().__init__(problem, path)
+        self.args = (subject, problem, path)
+        self.subject = subject
+
+    def __str__(self) -> str:
+        return (
+            f"{self.subject} does not fit its return annotation, nothing was published: "
+            f"{InvalidData.__str__(self)}"
+        )
 
 
 class RPCError(EventRabbitError):

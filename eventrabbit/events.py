@@ -15,10 +15,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+from .annotations import result_shape
 from .errors import ConfigurationError
 from .publisher import Publisher
-from .registry import Handler, Registry
+from .registry import Handler, Registry, result_check
 from .rpc import DEFAULT_CALL_TIMEOUT, RPCClient
+from .schema import action_schemas
+from .shapes import AnyShape, Shape
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,6 +38,15 @@ class Destination:
     mandatory: bool = False
 
 
+@dataclass(slots=True, frozen=True)
+class Produced:
+    """Bookkeeping: an action a producer or function publishes, for its schema and the
+    service's AsyncAPI document (:meth:`Events.schemas`, :func:`eventrabbit.asyncapi.asyncapi`)."""
+
+    destination: Destination
+    func: Callable[..., Any]
+
+
 class Events:
     """The decorators of one service: ``@events.consumer``, ``.producer`` and ``.function``.
 
@@ -46,20 +58,37 @@ class Events:
         self.registry = registry
         self.publisher = publisher
         self.rpc = rpc
+        #: What the producers and functions decorated so far publish, in decoration order.
+        self.produced: list[Produced] = []
 
-    def consumer(self, action: str) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
-        """Handle events of ``action``; ``data``'s keys are the function's keyword arguments."""
-        return self._decorator(action, None)
+    def consumer(
+        self, action: str, *, check: bool = True
+    ) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
+        """Handle events of ``action``; ``data``'s keys are the function's keyword arguments.
+
+        ``data`` that does not fit the parameters' annotations is bad input (dead-lettered);
+        ``check=False`` leaves the annotations unchecked (the keys are checked still).
+        """
+        return self._decorator(action, None, check)
 
     def producer(
-        self, exchange_name: str, action: str, key: str | None = None, *, mandatory: bool = False
+        self,
+        exchange_name: str,
+        action: str,
+        key: str | None = None,
+        *,
+        mandatory: bool = False,
+        check: bool = True,
     ) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
         """Publish the function's return value as ``{"action": action, "data": result}``.
 
         The call returns once the broker confirmed the event. ``mandatory=True`` raises
-        :class:`~eventrabbit.errors.UnroutableError` when no queue receives it.
+        :class:`~eventrabbit.errors.UnroutableError` when no queue receives it. A result that
+        does not fit the return annotation raises :class:`~eventrabbit.errors.InvalidResult`
+        and publishes nothing (``check=False``: not checked).
         """
-        return self._decorator(None, Destination(exchange_name, action, key or "", mandatory))
+        destination = Destination(exchange_name, action, key or "", mandatory)
+        return self._decorator(None, destination, check)
 
     def function(
         self,
@@ -69,10 +98,15 @@ class Events:
         key: str | None = None,
         *,
         mandatory: bool = False,
+        check: bool = True,
     ) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
-        """Handle ``action`` and publish the result as ``action_reply`` (default: ``action``)."""
+        """Handle ``action`` and publish the result as ``action_reply`` (default: ``action``).
+
+        Data and result are checked as by ``consumer`` and ``producer``; a result that does not
+        fit fails the delivery like any other exception (retried, then dead-lettered).
+        """
         reply = Destination(exchange_name, action_reply or action, key or "", mandatory)
-        return self._decorator(action, reply)
+        return self._decorator(action, reply, check)
 
     async def publish(
         self, exchange_name: str, action: str, data: Any, key: str = "", *, mandatory: bool = False
@@ -110,29 +144,57 @@ class Events:
         await self.publisher.close()
         await self.rpc.close()
 
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """Each action's JSON Schemas (draft 2020-12), from the handlers' and producers'
+        annotations: ``{action: {"data": ..., "result": ..., "published": ...}}`` (see
+        :func:`eventrabbit.schema.action_schemas` for which keys an action has)."""
+        consumed = {a: (h.data_shape, h.result_shape) for a, h in self.registry.handlers.items()}
+        published = [(d.action, shape) for d, shape in self.published_shapes()]
+        return action_schemas(consumed, published)
+
+    def published_shapes(self) -> list[tuple[Destination, Shape]]:
+        """Where each producer and function publishes, and the shape of its result (as its
+        return annotation says; unchecked without one)."""
+        handlers = {handler.func: handler for handler in self.registry.handlers.values()}
+        shapes: list[tuple[Destination, Shape]] = []
+        for one in self.produced:
+            handler, action = handlers.get(one.func), one.destination.action
+            try:
+                shape = handler.result_shape if handler else result_shape(action, one.func)
+            except ConfigurationError:  # a producer left unchecked (check=False): publishes any
+                shape = None
+            shapes.append((one.destination, shape or AnyShape()))
+        return shapes
+
     def _decorator(
-        self, action: str | None, destination: Destination | None
+        self, action: str | None, destination: Destination | None, check: bool = True
     ) -> Callable[[AsyncFunction[P, R]], AsyncFunction[P, R]]:
         def decorate(func: AsyncFunction[P, R]) -> AsyncFunction[P, R]:
             if not inspect.iscoroutinefunction(func):
                 raise ConfigurationError(f"{func!r} must be an async function (async def)")
             if destination is None:
                 if action is not None:
-                    self.registry.add(Handler.of(action, func))
+                    self.registry.add(Handler.of(action, func, check=check))
                 return func
-            publish = self._publisher_of(destination)
+            publish = self._publisher_of(destination, result_check(destination.action, func, check))
+            self.produced.append(Produced(destination, func))
             if action is not None:
                 # The consumer calls func itself (so that data that cannot be bound to its
                 # parameters is told apart from a failure inside it), then publishes.
-                self.registry.add(Handler.of(action, func, after=publish))
+                self.registry.add(Handler.of(action, func, after=publish, check=check))
             return _publishing(func, publish)
 
         return decorate
 
-    def _publisher_of(self, destination: Destination) -> Callable[[Any], Awaitable[None]]:
+    def _publisher_of(
+        self, destination: Destination, fit: Callable[[Any], Any] | None = None
+    ) -> Callable[[Any], Awaitable[Any]]:
         publish_event = self.publisher.publish_event
 
-        async def publish(result: Any) -> None:
+        async def publish(result: Any) -> Any:
+            """Publish ``result`` and return what was published (orjson-ready)."""
+            if fit is not None:
+                result = fit(result)  # raises InvalidResult before anything is published
             await publish_event(
                 destination.exchange_name,
                 destination.action,
@@ -140,6 +202,7 @@ class Events:
                 routing_key=destination.key,
                 mandatory=destination.mandatory,
             )
+            return result
 
         return publish
 
