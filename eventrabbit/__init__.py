@@ -40,24 +40,45 @@ from .errors import (
 )
 from .events import Events
 from .handle import Handle
+from .hooks import (
+    Call,
+    ConnectionEvent,
+    ConnectionState,
+    Delivery,
+    FailureDecision,
+    Hooks,
+    Outcome,
+    Publish,
+    PublishKind,
+    Result,
+)
 from .status import ConsumerStatus
 
 __all__ = [
     "AccessRefused",
     "BrokerUnavailable",
+    "Call",
     "ChannelLost",
     "ConfigurationError",
+    "ConnectionEvent",
+    "ConnectionState",
     "ConsumeChannel",
     "ConsumerStatus",
+    "Delivery",
     "DuplicateHandlerError",
     "EventRabbitError",
     "Events",
     "ExchangeType",
+    "FailureDecision",
     "Handle",
+    "Hooks",
     "InvalidData",
     "InvalidMessage",
     "InvalidResult",
+    "Outcome",
+    "Publish",
     "PublishError",
+    "PublishKind",
     "PublishTimeout",
     "QueueConfig",
     "QueueResponse",
@@ -67,6 +88,7 @@ __all__ = [
     "RemoteError",
     "ReplyLost",
     "RequestError",
+    "Result",
     "RetryConfig",
     "TopologyError",
     "Unchecked",

@@ -23,12 +23,14 @@ Theory of operation
   lets in-flight handlers finish within a grace time and ack, then closes the channel — which
   cancels whatever still runs, leaving those deliveries unacked for redelivery. A handler that
   ignores its cancellation is abandoned after :data:`CLOSE_TIMEOUT` more seconds.
+- **Hooks** (:mod:`eventrabbit.fanout`): none cost one ``is None`` test per delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import aiormq
@@ -39,10 +41,11 @@ from . import envelope
 from .acks import AckBatcher
 from .common import QueueConfig, RetryConfig
 from .connection import CHANNEL_GONE
-from .copies import faithful
-from .dispatch import dispatch
+from .dispatch import action_of, dispatch
 from .errors import EventRabbitError, InvalidMessage
-from .failures import Copy, Reply, Retry, describe, last_resort, plan
+from .failures import Reply, Retry
+from .fanout import DeliveryRecord, HookSet
+from .hooks import Outcome
 from .outbox import Outbox
 from .permissions import refused
 from .properties import Stashed
@@ -57,6 +60,7 @@ CLOSE_TIMEOUT = 1.0
 
 # What a handler may raise that is not a failure of the message: the process is stopping.
 _STOP_PROCESS = (KeyboardInterrupt, SystemExit)
+Record = DeliveryRecord | None
 
 
 class QueueConsumer:
@@ -69,6 +73,7 @@ class QueueConsumer:
         handlers: dict[str, Handler],
         config: QueueConfig,
         retry: RetryConfig,
+        hooks: HookSet | None = None,
     ) -> None:
         self.channel = channel
         self.queue = queue
@@ -77,7 +82,8 @@ class QueueConsumer:
         self._retry = retry
         self._max_body = config.max_body_size
         self._user: str | None = channel.connection.url.user
-        self._outbox = Outbox(channel.connection, queue)
+        self._hooks = hooks
+        self._outbox = Outbox(channel.connection, queue, retry.retry_delay_seconds, hooks)
         self._consumer_tag: str | None = None
         self._acks = AckBatcher(channel, config.prefetch_count)
         wire = wire_of(channel.connection)
@@ -120,20 +126,30 @@ class QueueConsumer:
             return  # left open and unacked: redelivered after the channel closes
         self._in_flight += 1
         try:
-            if stashed is not None and stashed.problem is not None:
-                # pamqp could not decode it: what the handler would get is a stand-in.
-                problem = InvalidMessage(f"the message could not be decoded: {stashed.problem}")
-                await self._fail(message, tag, problem, stashed)
+            if self._hooks is None:
+                await self._route(message, tag, stashed, None)
             else:
-                await self._handle(message, tag, stashed)
+                record = self._hooks.delivery(self.queue, message)
+                await record.around(self._route(message, tag, stashed, record))
         finally:
             self._in_flight -= 1
             if not self._in_flight and self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
 
-    async def _handle(self, message: DeliveredMessage, tag: int, stashed: Stashed | None) -> None:
+    def _route(
+        self, message: DeliveredMessage, tag: int, stashed: Stashed | None, record: Record
+    ) -> Coroutine[Any, Any, Outcome]:  # not async: no coroutine of its own per delivery
+        if stashed is not None and stashed.problem is not None:
+            # pamqp could not decode it: what the handler would get is a stand-in.
+            problem = InvalidMessage(f"the message could not be decoded: {stashed.problem}")
+            return self._fail(message, tag, problem, stashed, record)
+        return self._handle(message, tag, stashed, record)
+
+    async def _handle(
+        self, message: DeliveredMessage, tag: int, stashed: Stashed | None, record: Record
+    ) -> Outcome:
         try:
-            result = await dispatch(self._handlers, message, self._max_body)
+            result = await dispatch(self._handlers, message, self._max_body, record)
         except _STOP_PROCESS:
             raise  # left unacked: the process is going down, the broker redelivers
         except asyncio.CancelledError:
@@ -141,39 +157,38 @@ class QueueConsumer:
             if task is not None and task.cancelling():
                 raise  # eventrabbit is stopping (channel closed, grace time over)
             exc = asyncio.CancelledError("raised by the handler, not a cancellation")
-            await self._fail(message, tag, exc, stashed)  # the handler's own doing: a failure
-            return
+            return await self._fail(message, tag, exc, stashed, record)  # its own doing: failed
         except BaseException as exc:  # noqa: BLE001 — every failure is retried or dead-lettered
-            await self._fail(message, tag, exc, stashed)
-            return
+            return await self._fail(message, tag, exc, stashed, record)
         properties = message.header.properties
         if properties.reply_to:
             try:
                 body = envelope.encode_reply(result)
             except TypeError as exc:
-                await self._fail(message, tag, exc, stashed)
-                return
+                return await self._fail(message, tag, exc, stashed, record)
             reply = Reply(properties.reply_to, properties.correlation_id, body)
             await self._outbox.reply(reply, properties.message_id)
         await self._acks.ack(tag)
+        return Outcome.ACKED
 
     async def _fail(
-        self, message: DeliveredMessage, tag: int, exc: BaseException, stashed: Stashed | None
-    ) -> None:
+        self,
+        message: DeliveredMessage,
+        tag: int,
+        exc: BaseException,
+        stashed: Stashed | None,
+        record: Record,
+    ) -> Outcome:
         properties = message.header.properties
-        planned = None
+        copy = self._outbox.copy_of(properties, stashed, exc, self._retry, self._user)
+        # Read again rather than carried along the hot path: failures are rare.
+        action = (record.action if record else None) or action_of(message, self._max_body)
+        outcome = Outcome.RETRIED if isinstance(copy.decision, Retry) else Outcome.DEAD_LETTERED
+        fields = self._outbox.fields(copy, action, properties.message_id)
+        if record is not None:
+            record.failed(action, exc, copy, outcome)
         try:
-            planned = plan(properties, exc, self._retry, queue=self.queue, user=self._user)
-            # The bytes it arrived with, or pamqp's, where pamqp encodes them back the same.
-            raw = stashed.properties if stashed is not None else properties.marshal()
-            copy = faithful(raw, planned, self._outbox.frame_max)
-        except Exception as error:  # noqa: BLE001 — a copy must be made whatever the headers
-            retries = 0 if planned is None else planned.retries
-            why = f"{describe(exc)}; the original properties were dropped: {error}"
-            copy = last_resort(properties, why, retries, queue=self.queue)
-        self._log(copy, properties.message_id)
-        try:
-            await self._outbox.copy(copy, message.body)
+            await self._outbox.copy(copy, message.body, fields | {"outcome": outcome.value})
         except (EventRabbitError, *CHANNEL_GONE) as publish_exc:
             # Left open and unacked; replacing the channel redeclares the topology (a deleted
             # delay or dead-letter queue comes back) and the broker redelivers the message.
@@ -182,32 +197,16 @@ class QueueConsumer:
                 properties.message_id,
                 self.queue,
                 publish_exc,
+                extra=fields | {"outcome": Outcome.LEFT_UNACKED.value},
             )
             self._break(f"a retry or dead-letter publish failed: {publish_exc}")
-            return
+            if record is not None:
+                record.error = publish_exc
+            return Outcome.LEFT_UNACKED
         if copy.reply is not None:
             await self._outbox.reply(copy.reply, properties.message_id)
         await self._acks.ack(tag)
-
-    def _log(self, copy: Copy, message_id: str | None) -> None:
-        decision = copy.decision
-        if isinstance(decision, Retry):
-            log.warning(
-                "retry %d of message %s on queue %r in %s s: %s",
-                decision.attempt,
-                message_id,
-                self.queue,
-                self._retry.retry_delay_seconds,
-                decision.reason,
-            )
-        else:
-            log.error(
-                "dead-lettering message %s on queue %r after %d retries: %s",
-                message_id,
-                self.queue,
-                decision.retries,
-                decision.reason,
-            )
+        return outcome
 
     async def stop(self, grace_timeout: float) -> None:
         """Stop taking deliveries, let in-flight handlers finish and ack, close the channel."""

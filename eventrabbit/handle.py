@@ -26,6 +26,8 @@ from .connection import CHANNEL_GONE, as_urls, backoff, censor
 from .consumer import QueueConsumer
 from .errors import AccessRefused, BrokerUnavailable
 from .events import Events
+from .fanout import HookSet
+from .hooks import ConnectionEvent, ConnectionState
 from .pool import ConnectionPool
 from .status import ConsumerStatus, Run, Runs
 from .topology import declare
@@ -48,8 +50,10 @@ class Handle:
         retry_config: RetryConfig,
         queue_config: QueueConfig,
         reconnect: ReconnectConfig,
+        hooks: HookSet | None = None,
     ) -> None:
         self.events = events
+        self.hooks = hooks
         self.registry = events.registry
         self.retry_config = retry_config
         self.queue_config = queue_config
@@ -123,15 +127,15 @@ class Handle:
         config = target.queue_config or self.queue_config
         connection = await self._pool.get(urls)
         channel = await connection.channel(publisher_confirms=True)
-        consumer = QueueConsumer(
-            channel, target.queue_name, self.registry.handlers, config, self.retry_config
-        )
+        handlers, retry = self.registry.handlers, self.retry_config
+        consumer = QueueConsumer(channel, target.queue_name, handlers, config, retry, self.hooks)
         try:
             await declare(channel, target, config, self.retry_config)
             await consumer.start()
             run.started()
             self._runs.changed()
-            log.info("consuming queue %r", target.queue_name)
+            log.info("consuming queue %r", target.queue_name, extra={"queue": target.queue_name})
+            self._tell(run)
             await until_broken(channel, consumer.broken)
         finally:
             # Runs on cancellation too: the graceful stop of this queue.
@@ -145,9 +149,24 @@ class Handle:
     def _lost(self, run: Run, reason: str) -> None:
         run.lost(reason)
         self._runs.changed()
-        urls = ", ".join(censor(url) for url in run.channel.urls)
-        queue = run.channel.queue_name
-        log.warning("consumer of queue %r on %s lost: %s; reconnecting", queue, urls, reason)
+        queue, broker = run.channel.queue_name, _broker(run)
+        log.warning(
+            "consumer of queue %r on %s lost: %s; reconnecting",
+            queue,
+            broker,
+            reason,
+            extra={"queue": queue},
+        )
+        self._tell(run, lost=reason)
+
+    def _tell(self, run: Run, lost: str | None = None) -> None:
+        """Tell the hooks that ``run`` consumes (again), or was ``lost`` (and why)."""
+        if self.hooks is None:
+            return
+        state = ConnectionState.RECONNECTED if run.starts > 1 else ConnectionState.CONNECTED
+        if lost is not None:
+            state = ConnectionState.LOST
+        self.hooks.connection(ConnectionEvent(state, run.channel.queue_name, _broker(run), lost))
 
     def _end(self, run: Run, exc: BaseException) -> None:
         run.end(exc)
@@ -199,6 +218,10 @@ class Handle:
         self._runs.runs = [r for r in self._runs.runs if r.task is None and not r.cancelled]
         await self._pool.close()
         await self.events.close()
+
+
+def _broker(run: Run) -> str:
+    return ", ".join(censor(url) for url in run.channel.urls)
 
 
 async def until_broken(channel: aiormq.abc.AbstractChannel, broken: asyncio.Event) -> None:

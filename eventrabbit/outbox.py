@@ -16,24 +16,35 @@ Theory of operation
   :mod:`eventrabbit.replyto`).
 - **Copies are confirmed or raise.** The consumer acks the original only after the broker
   confirmed its copy (made to fit :attr:`Outbox.frame_max` by :mod:`eventrabbit.copies`).
+- **Hooks** see each reply as a publish and may add headers to it; copies keep the original's
+  headers as they arrived (a trace context included) and are reported through the delivery's
+  outcome instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import aiormq.abc
+from pamqp import commands as spec
 
+from .common import RetryConfig
 from .confirm import publish_confirmed, reply_properties
 from .connection import CHANNEL_GONE
+from .copies import faithful
 from .errors import EventRabbitError, PublishError
-from .failures import Copy, Reply
+from .failures import Copy, Reply, Retry, describe, last_resort, plan
+from .fanout import HookSet
+from .hooks import Outcome, Publish, PublishKind
+from .properties import Stashed
 from .replyto import REPLY_PREFIX, Addresses
 from .topology import DEFAULT_EXCHANGE
 
 log = logging.getLogger(__name__)
 
+_CONFIRMED = (Outcome.CONFIRMED, None)
 #: AMQP's smallest frame_max, used when a connection does not say (the in-memory broker).
 DEFAULT_FRAME_MAX = 131072
 
@@ -41,9 +52,17 @@ DEFAULT_FRAME_MAX = 131072
 class Outbox:
     """Publishes a consumer's replies and copies on a confirm channel of its own."""
 
-    def __init__(self, connection: aiormq.abc.AbstractConnection, queue: str) -> None:
+    def __init__(
+        self,
+        connection: aiormq.abc.AbstractConnection,
+        queue: str,
+        retry_delay: float = 0,
+        hooks: HookSet | None = None,
+    ) -> None:
         self.connection = connection
         self.queue = queue
+        self._retry_delay = retry_delay
+        self._hooks = hooks
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._lock = asyncio.Lock()
         properties = getattr(connection, "server_properties", None) or {}
@@ -64,7 +83,25 @@ class Outbox:
 
     async def reply(self, reply: Reply, message_id: str | None) -> None:
         """Send a reply; one that cannot be delivered is logged and dropped, never raised."""
+        properties = reply_properties(reply.correlation_id)
+        if self._hooks is None:
+            await self._reply(reply, message_id, properties)
+            return
+        publish = Publish(
+            PublishKind.REPLY, DEFAULT_EXCHANGE, reply.routing_key, None, None, reply.correlation_id
+        )
+        headers: dict[str, Any] = {}
+        span = self._hooks.publish(publish, headers)
+        properties.headers = headers or None
+        outcome, error = await self._reply(reply, message_id, properties)
+        span.end(outcome, error)
+
+    async def _reply(
+        self, reply: Reply, message_id: str | None, properties: spec.Basic.Properties
+    ) -> tuple[Outcome, BaseException | None]:
         address = reply.routing_key
+        fields = {"queue": self.queue, "message_id": message_id}
+        fields["correlation_id"] = reply.correlation_id
         if not self._addresses.deliverable(address):
             log.warning(
                 "reply to message %s on queue %r dropped: %r is not a direct reply-to address "
@@ -72,34 +109,77 @@ class Outbox:
                 message_id,
                 self.queue,
                 address[:300],
+                extra=fields | {"outcome": Outcome.DROPPED.value},
             )
-            return
+            return Outcome.DROPPED, None
         try:
             routed = await publish_confirmed(
                 await self._open(),
                 reply.body,
                 exchange=DEFAULT_EXCHANGE,
                 routing_key=address,
-                properties=reply_properties(reply.correlation_id),
+                properties=properties,
                 mandatory=not address.startswith(REPLY_PREFIX),
             )
         except (EventRabbitError, *CHANNEL_GONE) as exc:
-            log.warning("reply to message %s on queue %r not sent: %s", message_id, self.queue, exc)
-            return
+            log.warning(
+                "reply to message %s on queue %r not sent: %s",
+                message_id,
+                self.queue,
+                exc,
+                extra=fields | {"outcome": Outcome.FAILED.value},
+            )
+            return Outcome.FAILED, exc
         if not routed:
             log.warning(
                 "reply to message %s on queue %r dropped: no queue %r",
                 message_id,
                 self.queue,
                 address[:300],
+                extra=fields | {"outcome": Outcome.UNROUTABLE.value},
             )
+            return Outcome.UNROUTABLE, None
+        return _CONFIRMED
 
-    async def copy(self, copy: Copy, body: bytes) -> None:
-        """Publish a retry or dead-letter copy and wait for the broker's confirm.
+    def copy_of(
+        self,
+        properties: spec.Basic.Properties,
+        stashed: Stashed | None,
+        exc: BaseException,
+        retry: RetryConfig,
+        user: str | None,
+    ) -> Copy:
+        """The retry copy or dead letter of a delivery whose handling raised ``exc``: made
+        from the bytes it arrived with, or, if its properties cannot be copied, a last resort."""
+        planned = None
+        try:
+            planned = plan(properties, exc, retry, queue=self.queue, user=user)
+            # The bytes it arrived with, or pamqp's, where pamqp encodes them back the same.
+            raw = stashed.properties if stashed is not None else properties.marshal()
+            return faithful(raw, planned, self.frame_max)
+        except Exception as error:  # noqa: BLE001 — a copy must be made whatever the headers
+            retries = 0 if planned is None else planned.retries
+            why = f"{describe(exc)}; the original properties were dropped: {error}"
+            return last_resort(properties, why, retries, queue=self.queue)
+
+    def fields(self, copy: Copy, action: str | None, message_id: str | None) -> dict[str, Any]:
+        """The ``extra`` of the log records of a failed delivery (README: Observability)."""
+        return {
+            "queue": self.queue,
+            "action": action,
+            "message_id": message_id,
+            "retry_count": copy.retries,
+        }
+
+    async def copy(self, copy: Copy, body: bytes, fields: dict[str, Any] | None = None) -> None:
+        """Log and publish a retry or dead-letter copy and wait for the broker's confirm.
+
+        :param fields: the log record's ``extra`` (queue, action, message_id, ...).
 
         :raises PublishError: not confirmed, or its queue does not exist.
         :raises aiormq.exceptions.AMQPError: the channel or connection is gone.
         """
+        self._log(copy, fields or {})
         routed = await publish_confirmed(
             await self._open(),
             body,
@@ -110,6 +190,28 @@ class Outbox:
         )
         if not routed:
             raise PublishError(f"queue {copy.queue!r} does not exist", routing_key=copy.queue)
+
+    def _log(self, copy: Copy, fields: dict[str, Any]) -> None:
+        decision, message_id = copy.decision, fields.get("message_id")
+        if isinstance(decision, Retry):
+            log.warning(
+                "retry %d of message %s on queue %r in %s s: %s",
+                decision.attempt,
+                message_id,
+                self.queue,
+                self._retry_delay,
+                decision.reason,
+                extra=fields,
+            )
+        else:
+            log.error(
+                "dead-lettering message %s on queue %r after %d retries: %s",
+                message_id,
+                self.queue,
+                decision.retries,
+                decision.reason,
+                extra=fields,
+            )
 
     async def close(self) -> None:
         """Close the channel, if it is open."""

@@ -27,6 +27,8 @@ from .errors import (
     PublishTimeout,
     UnroutableError,
 )
+from .fanout import HookSet
+from .hooks import Outcome, Publish, PublishKind
 from .own_channel import OwnChannel
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,10 @@ class Publisher:
         *,
         idle_timeout: float | None = 300,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        hooks: HookSet | None = None,
     ) -> None:
         self.channel = OwnChannel(url, on_connect=self._arm_idle_timer)
+        self._hooks = hooks
         self.idle_timeout = idle_timeout
         self.publish_timeout = publish_timeout
         #: Events that reached no queue since start (warned about, not raised).
@@ -80,13 +84,18 @@ class Publisher:
         """
         properties = event_properties(headers=headers)
         message_id = str(properties.message_id)
-        await self.publish(
+        sending = self.publish(
             envelope.encode(action, data),
             exchange=exchange,
             routing_key=routing_key,
             properties=properties,
             mandatory=mandatory,
         )
+        if self._hooks is not None:
+            publish = Publish(PublishKind.EVENT, exchange, routing_key, action, message_id, None)
+            await self._hooks.published(publish, properties, sending)
+        else:
+            await sending
         return message_id
 
     async def publish(
@@ -97,8 +106,11 @@ class Publisher:
         routing_key: str,
         properties: spec.Basic.Properties,
         mandatory: bool = False,
-    ) -> None:
-        """Publish a raw body with a confirm; see :meth:`publish_event`."""
+    ) -> bool:
+        """Publish a raw body with a confirm; see :meth:`publish_event`.
+
+        :returns: whether a queue received it (``False``: unroutable, warned about).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
         delays = backoff(0.1, 2.0)
@@ -134,6 +146,7 @@ class Publisher:
             self._last_used = loop.time()
         if not routed:
             self._unroutable(exchange, routing_key, properties.message_id, mandatory)
+        return routed
 
     async def _publish_once(
         self,
@@ -191,6 +204,12 @@ class Publisher:
             message_id,
             exchange,
             routing_key,
+            extra={
+                "exchange": exchange,
+                "routing_key": routing_key,
+                "message_id": message_id,
+                "outcome": Outcome.UNROUTABLE.value,
+            },
         )
 
     def _arm_idle_timer(self, delay: float | None = None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import aiormq
 import aiormq.abc
 from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
 
 from . import envelope
 from .confirm import TRANSIENT, event_properties, new_id, publish_confirmed
@@ -29,6 +30,8 @@ from .errors import (
     RPCTimeout,
     UnroutableRequest,
 )
+from .fanout import HookSet
+from .hooks import Call, Outcome, Publish, PublishKind
 from .own_channel import OwnChannel
 from .topology import DIRECT_REPLY_TO
 
@@ -36,14 +39,19 @@ log = logging.getLogger(__name__)
 
 #: Seconds a call waits for its reply by default.
 DEFAULT_CALL_TIMEOUT = 30.0
+#: How a call that raised ended, for its hooks (any other exception: ``FAILED``).
+_CALL_OUTCOMES = {RPCTimeout: Outcome.TIMED_OUT, UnroutableRequest: Outcome.UNROUTABLE}
 
 
 class RPCClient:
     """Makes RPC calls on a connection and channel of its own, opened on the first call."""
 
-    def __init__(self, url: str | Sequence[str], *, publish_timeout: float) -> None:
+    def __init__(
+        self, url: str | Sequence[str], *, publish_timeout: float, hooks: HookSet | None = None
+    ) -> None:
         self.channel = OwnChannel(url, on_channel=self._listen)
         self.publish_timeout = publish_timeout
+        self._hooks = hooks
         self._pending: dict[str, asyncio.Future[Any]] = {}
         #: The channel each pending call's request went out on: only its replies come there.
         self._sent_on: dict[str, aiormq.abc.AbstractChannel] = {}
@@ -79,19 +87,32 @@ class RPCClient:
         :raises TypeError: ``data`` is not JSON-serialisable.
         """
         correlation_id = new_id()
+        span = None
+        if self._hooks is not None:  # started first: the call's span is its request's parent
+            span = self._hooks.call(Call(action, exchange_name, key, correlation_id))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
-            async with asyncio.timeout(timeout):
-                await self._send(
-                    action, data, exchange_name, key, correlation_id, expiration or timeout
-                )
-                return await future
-        except TimeoutError:
-            raise RPCTimeout(f"no reply to {action!r} within {timeout} s", action=action) from None
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._send(
+                        action, data, exchange_name, key, correlation_id, expiration or timeout
+                    )
+                    result = await future
+            except TimeoutError:
+                raise RPCTimeout(
+                    f"no reply to {action!r} within {timeout} s", action=action
+                ) from None
+        except BaseException as exc:
+            if span is not None:
+                span.end(_CALL_OUTCOMES.get(type(exc), Outcome.FAILED), exc)
+            raise
         finally:
             self._pending.pop(correlation_id, None)
             self._sent_on.pop(correlation_id, None)
+        if span is not None:
+            span.end(Outcome.REPLIED)
+        return result
 
     async def _send(
         self,
@@ -110,10 +131,21 @@ class RPCClient:
             reply_to=DIRECT_REPLY_TO,
             expiration=str(max(1, math.ceil(expiration * 1000))),
         )
-        body = envelope.encode(action, data)
+        sending = self._request(action, envelope.encode(action, data), exchange, key, properties)
+        if self._hooks is not None:
+            publish = Publish(
+                PublishKind.REQUEST, exchange, key, action, properties.message_id, correlation_id
+            )
+            await self._hooks.published(publish, properties, sending)
+        else:
+            await sending
+
+    async def _request(
+        self, action: str, body: bytes, exchange: str, key: str, properties: spec.Basic.Properties
+    ) -> None:
         try:
             channel = await self.channel.get()
-            self._sent_on[correlation_id] = channel
+            self._sent_on[str(properties.correlation_id)] = channel
             routed = await publish_confirmed(
                 channel,
                 body,
