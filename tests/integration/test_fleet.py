@@ -7,8 +7,8 @@ This version reuses such an exchange as it is; and ``exchange_durable=False`` ma
 one the old services accept, for when a new service starts first.
 
 The old service is eventrabbit 0.1.1 itself, run in a subprocess with the Python of a venv
-that has it (``EVENTRABBIT_011_PYTHON``, default ``/tmp/er011/bin/python``; ``.ci/run`` makes
-one in ``.venv-011`` and points the variable at it), on the real
+that has it (``EVENTRABBIT_011_PYTHON``, default ``.venv-011/bin/python`` in the repository,
+which ``.ci/run`` makes), on the real
 broker. Without that venv, and on the in-memory broker, a raw aiormq client reproduces exactly
 what 0.1.1 declares and consumes — so these tests never pass by skipping.
 """
@@ -36,7 +36,8 @@ from tests.helpers import Calls, consumer_count, eventually, publish_raw
 
 Channel = aiormq.abc.AbstractChannel
 
-OLD_PYTHON = Path(os.environ.get("EVENTRABBIT_011_PYTHON", "/tmp/er011/bin/python"))
+_DEFAULT_011 = Path(__file__).resolve().parents[2] / ".venv-011" / "bin" / "python"
+OLD_PYTHON = Path(os.environ.get("EVENTRABBIT_011_PYTHON", _DEFAULT_011))
 HAS_011 = OLD_PYTHON.exists()
 #: Seconds an old service may take to start or to answer: a deadline, not a speed goal.
 OLD_TIMEOUT = 20.0
