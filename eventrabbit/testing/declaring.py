@@ -8,6 +8,7 @@ RabbitMQ would answer with closes the channel (or the connection) and is raised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pamqp import commands as spec
@@ -29,6 +30,29 @@ class Declaring:
         self.by = by
         self.guard = guard
 
+    def _sent(
+        self,
+        arguments: dict[str, Any] | None,
+        act: Callable[[dict[str, Any]], object],
+        routing_key: str = "",
+    ) -> None:
+        """Run ``act`` on ``arguments`` as they went over the wire, through the guard.
+
+        What aiormq refuses before sending (an argument pamqp cannot encode, a routing key
+        over 255 bytes) raises here with the channel open; what RabbitMQ cannot parse is
+        refused before anything else, as RabbitMQ parses the frame first.
+        """
+        self.guard.check_open()
+        if len(routing_key) > 255:
+            raise ValueError("Routing key too long (max 255 bytes)")
+        sent = as_sent(arguments)
+
+        def call() -> None:
+            check_parsable(sent)
+            act(sent)
+
+        self.guard(call)
+
     async def exchange_declare(
         self,
         exchange: str = "",
@@ -42,16 +66,11 @@ class Declaring:
         arguments: dict[str, Any] | None = None,
     ) -> spec.Exchange.DeclareOk:
         """Declare an exchange (``passive``: check that it exists)."""
-        self.guard.check_open()
-        sent = as_sent(arguments)  # what aiormq cannot encode fails here, the channel open
-
-        def declare() -> None:
-            check_parsable(sent)
-            self.topology.exchanges.declare(
-                exchange, exchange_type, durable, passive, sent, internal
-            )
-
-        self.guard(declare)
+        declare = self.topology.exchanges.declare
+        self._sent(
+            arguments,
+            lambda sent: declare(exchange, exchange_type, durable, passive, sent, internal),
+        )
         return spec.Exchange.DeclareOk()
 
     async def exchange_delete(
@@ -73,16 +92,12 @@ class Declaring:
     ) -> spec.Exchange.BindOk:
         """Bind exchange ``destination`` to exchange ``source``, with ``arguments`` as they
         went over the wire (as :meth:`queue_bind`)."""
-        self.guard.check_open()
-        if len(routing_key) > 255:  # aiormq refuses these before sending anything
-            raise ValueError("Routing key too long (max 255 bytes)")
-        sent = as_sent(arguments)
-
-        def bind() -> None:
-            check_parsable(sent)
-            self.topology.exchanges.bind(destination, source, routing_key, sent or None)
-
-        self.guard(bind)
+        bind = self.topology.exchanges.bind
+        self._sent(
+            arguments,
+            lambda sent: bind(destination, source, routing_key, sent or None),
+            routing_key,
+        )
         return spec.Exchange.BindOk()
 
     async def exchange_unbind(
@@ -96,16 +111,12 @@ class Declaring:
         timeout: float | None = None,  # noqa: ASYNC109 (aiormq's signature; nothing waits)
     ) -> spec.Exchange.UnbindOk:
         """Remove an exchange binding (one that does not exist is fine)."""
-        self.guard.check_open()
-        if len(routing_key) > 255:  # aiormq refuses these before sending anything
-            raise ValueError("Routing key too long (max 255 bytes)")
-        sent = as_sent(arguments)
-
-        def unbind() -> None:
-            check_parsable(sent)
-            self.topology.exchanges.unbind(destination, source, routing_key, sent or None)
-
-        self.guard(unbind)
+        unbind = self.topology.exchanges.unbind
+        self._sent(
+            arguments,
+            lambda sent: unbind(destination, source, routing_key, sent or None),
+            routing_key,
+        )
         return spec.Exchange.UnbindOk()
 
     async def queue_declare(
@@ -139,14 +150,10 @@ class Declaring:
     ) -> spec.Queue.BindOk:
         """Bind ``queue`` to ``exchange``, with ``arguments`` as they went over the wire
         (:mod:`.wire_arguments`: pamqp's ``TypeError`` leaves the channel open, as in aiormq)."""
-        self.guard.check_open()
-        sent = as_sent(arguments)
-
-        def bind() -> None:
-            check_parsable(sent)  # before anything else, as RabbitMQ parses the frame first
-            self.topology.bind(queue, exchange, routing_key, sent or None, self.by)
-
-        self.guard(bind)
+        bind = self.topology.bind
+        self._sent(
+            arguments, lambda sent: bind(queue, exchange, routing_key, sent or None, self.by)
+        )
         return spec.Queue.BindOk()
 
     async def queue_unbind(
