@@ -100,8 +100,6 @@ class Outbox:
         self, reply: Reply, message_id: str | None, properties: spec.Basic.Properties
     ) -> tuple[Outcome, BaseException | None]:
         address = reply.routing_key
-        fields = {"queue": self.queue, "message_id": message_id}
-        fields["correlation_id"] = reply.correlation_id
         if not self._addresses.deliverable(address):
             log.warning(
                 "reply to message %s on queue %r dropped: %r is not a direct reply-to address "
@@ -109,7 +107,7 @@ class Outbox:
                 message_id,
                 self.queue,
                 address[:300],
-                extra=fields | {"outcome": Outcome.DROPPED.value},
+                extra=self._reply_fields(reply, message_id, Outcome.DROPPED),
             )
             return Outcome.DROPPED, None
         try:
@@ -127,7 +125,7 @@ class Outbox:
                 message_id,
                 self.queue,
                 exc,
-                extra=fields | {"outcome": Outcome.FAILED.value},
+                extra=self._reply_fields(reply, message_id, Outcome.FAILED),
             )
             return Outcome.FAILED, exc
         if not routed:
@@ -136,10 +134,21 @@ class Outbox:
                 message_id,
                 self.queue,
                 address[:300],
-                extra=fields | {"outcome": Outcome.UNROUTABLE.value},
+                extra=self._reply_fields(reply, message_id, Outcome.UNROUTABLE),
             )
             return Outcome.UNROUTABLE, None
         return _CONFIRMED
+
+    def _reply_fields(
+        self, reply: Reply, message_id: str | None, outcome: Outcome
+    ) -> dict[str, Any]:
+        # Built only for a log record: a reply that goes out costs no dict.
+        return {
+            "queue": self.queue,
+            "message_id": message_id,
+            "correlation_id": reply.correlation_id,
+            "outcome": outcome.value,
+        }
 
     def copy_of(
         self,
