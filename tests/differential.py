@@ -148,15 +148,7 @@ class Side:
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         """Bind exchange ``destination`` to exchange ``source``."""
-        await self._call(
-            f"exchange_bind {destination} {source}",
-            lambda ch: ch.exchange_bind(
-                self.name(destination),
-                self.name(source),
-                routing_key,
-                arguments=dict(arguments or {}),
-            ),
-        )
+        await self._exchanges("exchange_bind", destination, source, routing_key, arguments)
 
     async def exchange_unbind(
         self,
@@ -166,9 +158,19 @@ class Side:
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         """Remove the binding of exchange ``destination`` to exchange ``source``."""
+        await self._exchanges("exchange_unbind", destination, source, routing_key, arguments)
+
+    async def _exchanges(
+        self,
+        method: str,
+        destination: str,
+        source: str,
+        routing_key: str,
+        arguments: Mapping[str, Any] | None,
+    ) -> None:
         await self._call(
-            f"exchange_unbind {destination} {source}",
-            lambda ch: ch.exchange_unbind(
+            f"{method} {destination} {source}",
+            lambda ch: getattr(ch, method)(
                 self.name(destination),
                 self.name(source),
                 routing_key,

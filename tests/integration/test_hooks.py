@@ -18,7 +18,9 @@ from eventrabbit import (
     ConnectionEvent,
     ConnectionState,
     Delivery,
+    Events,
     FailureDecision,
+    Handle,
     Hooks,
     Outcome,
     Publish,
@@ -106,34 +108,48 @@ class Raising(Hooks):
 Start = Callable[..., Awaitable[tuple[Any, Any, ConsumeChannel]]]
 
 
+async def serve(
+    services: Services,
+    hooks: list[Hooks],
+    *,
+    url: str | None = None,
+    max_retries: int = 1,
+    bad: type[Exception] = ValueError,
+    prefix: str = "hooks",
+) -> tuple[Events, Handle, ConsumeChannel]:
+    """A consuming service with hooks: OK returns its ``n``, FLAKY fails the first try of each
+    ``n``, BAD always raises ``bad``; retries come at once."""
+    events, handle = services.build(
+        retry_config=RetryConfig(max_retries=max_retries, retry_delay_seconds=0),
+        queue_config=QueueConfig(prefetch_count=5, grace_timeout=2),
+        reconnect=ReconnectConfig(initial_delay=0.05, max_delay=0.2),
+        hooks=hooks,
+    )
+    flaky: set[int] = set()
+
+    @events.consumer("OK")
+    async def ok(n: int) -> int:
+        return n
+
+    @events.consumer("FLAKY")
+    async def flaky_once(n: int) -> None:
+        if n not in flaky:
+            flaky.add(n)
+            raise ValueError(f"first try of {n}")
+
+    @events.consumer("BAD")
+    async def bad_always(n: int) -> None:
+        raise bad(f"bad {n}")
+
+    target = services.target(prefix, url=url)
+    await services.consume(handle, target)
+    return events, handle, target
+
+
 @pytest.fixture
 def start(services: Services) -> Start:
     async def make(*hooks: Hooks, url: str | None = None, max_retries: int = 1) -> Any:
-        events, handle = services.build(
-            retry_config=RetryConfig(max_retries=max_retries, retry_delay_seconds=0),
-            queue_config=QueueConfig(prefetch_count=5, grace_timeout=2),
-            reconnect=ReconnectConfig(initial_delay=0.05, max_delay=0.2),
-            hooks=list(hooks),
-        )
-        flaky: set[int] = set()
-
-        @events.consumer("OK")
-        async def ok(n: int) -> int:
-            return n
-
-        @events.consumer("FLAKY")
-        async def flaky_once(n: int) -> None:
-            if n not in flaky:
-                flaky.add(n)
-                raise ValueError(f"first try of {n}")
-
-        @events.consumer("BAD")
-        async def bad(n: int) -> None:
-            raise ValueError(f"bad {n}")
-
-        target = services.target("hooks", url=url)
-        await services.consume(handle, target)
-        return events, handle, target
+        return await serve(services, list(hooks), url=url, max_retries=max_retries)
 
     return make
 

@@ -20,14 +20,13 @@ from eventrabbit import (
     Delivery,
     Hooks,
     Publish,
-    ReconnectConfig,
     Result,
-    RetryConfig,
 )
-from eventrabbit.common import ConsumeChannel, QueueConfig
+from eventrabbit.common import ConsumeChannel
 from eventrabbit.contrib.prometheus import PrometheusHooks
 from tests.conftest import Services
 from tests.helpers import Calls, event, named, publish_raw
+from tests.integration.test_hooks import serve
 
 WAIT = 15.0
 P = "eventrabbit_"
@@ -66,30 +65,8 @@ def registry() -> CollectorRegistry:
 def start(services: Services, registry: CollectorRegistry) -> Start:
     async def make(url: str | None = None) -> tuple[Any, Ended, ConsumeChannel]:
         ended = Ended(registry)
-        events, handle = services.build(
-            retry_config=RetryConfig(max_retries=1, retry_delay_seconds=0),
-            queue_config=QueueConfig(prefetch_count=5, grace_timeout=2),
-            reconnect=ReconnectConfig(initial_delay=0.05, max_delay=0.2),
-            hooks=[PrometheusHooks(registry), ended],
-        )
-        flaky: set[int] = set()
-
-        @events.consumer("OK")
-        async def ok(n: int) -> int:
-            return n
-
-        @events.consumer("FLAKY")
-        async def flaky_once(n: int) -> None:
-            if n not in flaky:
-                flaky.add(n)
-                raise ValueError(f"first try of {n}")
-
-        @events.consumer("BAD")
-        async def bad(n: int) -> None:
-            raise KeyError(f"bad {n}")
-
-        target = services.target("prom", url=url)
-        await services.consume(handle, target)
+        hooks: list[Hooks] = [PrometheusHooks(registry), ended]
+        events, _, target = await serve(services, hooks, url=url, bad=KeyError, prefix="prom")
         return events, ended, target
 
     return make
