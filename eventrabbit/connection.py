@@ -205,6 +205,14 @@ class Endpoints:
         raise BrokerUnavailable("; ".join(errors), url=str(self))
 
 
+def server_of(connection: aiormq.abc.AbstractConnection | None) -> tuple[str | None, int | None]:
+    """The host and port ``connection`` is on (for hooks); ``(None, None)`` when unknown."""
+    url = getattr(connection, "url", None)
+    if not isinstance(url, URL):
+        return None, None
+    return url.host, url.port
+
+
 async def close_connection(connection: aiormq.abc.AbstractConnection | None) -> None:
     """Close ``connection`` unless it is ``None`` or closed already."""
     if connection is not None and not connection.is_closed:

@@ -21,6 +21,7 @@ from typing import Any
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
+from .connection import server_of
 from .errors import UnroutableError
 from .failures import Copy, retry_count
 from .hooks import Call, ConnectionEvent, Delivery, FailureDecision, Hooks, Outcome, Publish, Result
@@ -167,6 +168,8 @@ class DeliveryRecord:
         message = self._message
         properties = message.header.properties
         headers = properties.headers
+        channel = getattr(message, "channel", None)
+        host, port = server_of(getattr(channel, "connection", None))
         self.delivery = delivery = Delivery(
             queue=self._queue,
             exchange=message.exchange or "",
@@ -177,6 +180,9 @@ class DeliveryRecord:
             retry_count=retry_count(headers),
             redelivered=bool(message.redelivered),
             headers=MappingProxyType(headers) if headers else _NO_HEADERS,
+            delivery_tag=int(getattr(message.delivery, "delivery_tag", 0) or 0),
+            server_address=host,
+            server_port=port,
         )
         self._states = self._hooks.start("delivery_started", delivery)
 

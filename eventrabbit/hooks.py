@@ -91,6 +91,9 @@ class Delivery:
     :param retry_count: the retries done before this delivery (its ``x-retry-count``).
     :param redelivered: the broker delivered it before (the redelivered flag).
     :param headers: its headers as they arrived (read-only).
+    :param delivery_tag: its delivery tag on the consumer's channel.
+    :param server_address: the host of the broker node it came from.
+    :param server_port: that node's port.
     """
 
     queue: str
@@ -102,6 +105,9 @@ class Delivery:
     retry_count: int
     redelivered: bool
     headers: Mapping[str, Any]
+    delivery_tag: int = 0
+    server_address: str | None = None
+    server_port: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -114,6 +120,9 @@ class Publish:
     :param action: the event's or request's action; ``None`` for a reply.
     :param message_id: its ``message_id`` (replies have none).
     :param correlation_id: its ``correlation_id`` (requests and replies).
+    :param server_address: the host of the broker node it goes to, when a connection is open
+        as it starts (``None``: it opens one first).
+    :param server_port: that node's port.
     """
 
     kind: PublishKind
@@ -122,6 +131,8 @@ class Publish:
     action: str | None
     message_id: str | None
     correlation_id: str | None
+    server_address: str | None = None
+    server_port: int | None = None
 
 
 @dataclass(slots=True, frozen=True)

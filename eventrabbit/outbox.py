@@ -32,7 +32,7 @@ from pamqp import commands as spec
 
 from .common import RetryConfig
 from .confirm import publish_confirmed, reply_properties
-from .connection import CHANNEL_GONE
+from .connection import CHANNEL_GONE, server_of
 from .copies import faithful
 from .errors import EventRabbitError, PublishError
 from .failures import Copy, Reply, Retry, describe, last_resort, plan
@@ -88,7 +88,13 @@ class Outbox:
             await self._reply(reply, message_id, properties)
             return
         publish = Publish(
-            PublishKind.REPLY, DEFAULT_EXCHANGE, reply.routing_key, None, None, reply.correlation_id
+            PublishKind.REPLY,
+            DEFAULT_EXCHANGE,
+            reply.routing_key,
+            None,
+            None,
+            reply.correlation_id,
+            *server_of(self.connection),
         )
         headers: dict[str, Any] = {}
         span = self._hooks.publish(publish, headers)

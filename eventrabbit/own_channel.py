@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiormq.abc
 
-from .connection import Endpoints, close_connection
+from .connection import Endpoints, close_connection, server_of
 
 
 class OwnChannel:
@@ -37,6 +37,11 @@ class OwnChannel:
     def connected(self) -> bool:
         """Whether the connection is open now."""
         return self._connection is not None and not self._connection.is_closed
+
+    @property
+    def server(self) -> tuple[str | None, int | None]:
+        """The host and port of the open connection; ``(None, None)`` when none is open."""
+        return server_of(self._connection if self.connected else None)
 
     @property
     def open_channel(self) -> aiormq.abc.AbstractChannel | None:

@@ -92,7 +92,15 @@ class Publisher:
             mandatory=mandatory,
         )
         if self._hooks is not None:
-            publish = Publish(PublishKind.EVENT, exchange, routing_key, action, message_id, None)
+            publish = Publish(
+                PublishKind.EVENT,
+                exchange,
+                routing_key,
+                action,
+                message_id,
+                None,
+                *self.channel.server,
+            )
             await self._hooks.published(publish, properties, sending)
         else:
             await sending

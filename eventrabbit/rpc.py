@@ -134,7 +134,13 @@ class RPCClient:
         sending = self._request(action, envelope.encode(action, data), exchange, key, properties)
         if self._hooks is not None:
             publish = Publish(
-                PublishKind.REQUEST, exchange, key, action, properties.message_id, correlation_id
+                PublishKind.REQUEST,
+                exchange,
+                key,
+                action,
+                properties.message_id,
+                correlation_id,
+                *self.channel.server,
             )
             await self._hooks.published(publish, properties, sending)
         else:
