@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from yarl import URL
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from yarl import URL
 
 from eventrabbit import Delivery, Hooks, QueueConfig, Result, RetryConfig
 from eventrabbit.common import ConsumeChannel
@@ -86,7 +86,7 @@ class Traced:
 async def traced(services: Services, provider: TracerProvider) -> AsyncIterator[Traced]:
     made = Traced(services, provider)
     await services.consume(made.handle, made.target)
-    yield made
+    return made
 
 
 def by_kind(spans: list[ReadableSpan], kind: SpanKind) -> list[ReadableSpan]:
@@ -168,7 +168,8 @@ async def test_a_retried_message_is_one_trace(
     assert second.status.status_code is StatusCode.UNSET
     assert "error.type" not in attributes(second)
     # Retried after the delay, not at once.
-    assert first.end_time is not None and second.start_time is not None
+    assert first.end_time is not None
+    assert second.start_time is not None
     assert second.start_time - first.end_time >= DELAY * 0.9 * 1e9
 
 
@@ -220,7 +221,8 @@ async def test_an_rpc_call_is_one_trace_from_client_to_reply(
         assert call.context.span_id in ancestors(span, spans)
         assert attributes(span)["messaging.message.conversation_id"] == correlation
     assert parent_of(request) == call.context.span_id
-    assert request.context is not None and process.context is not None
+    assert request.context is not None
+    assert process.context is not None
     assert parent_of(process) == request.context.span_id
     assert parent_of(reply) == process.context.span_id
 
@@ -236,8 +238,8 @@ async def test_link_only_starts_a_trace_per_delivery(
     spans = list(exporter.get_finished_spans())
     [publish] = by_kind(spans, SpanKind.PRODUCER)
     [process] = by_kind(spans, SpanKind.CONSUMER)
-    assert publish.context is not None and process.context is not None
+    assert publish.context is not None
+    assert process.context is not None
     assert process.context.trace_id != publish.context.trace_id
     assert process.parent is None
     assert [link.context.span_id for link in process.links] == [publish.context.span_id]
-

@@ -63,11 +63,13 @@ def test_a_publish_context_is_read_back_from_str_and_bytes_headers(
         done = delivery(carried)
         hooks.delivery_finished(hooks.delivery_started(done), done, Result(Outcome.ACKED, 0.0))
     sent, *processed = exporter.get_finished_spans()
-    assert sent.kind is SpanKind.PRODUCER and sent.name == "publish ex"
+    assert sent.kind is SpanKind.PRODUCER
+    assert sent.name == "publish ex"
     assert sent.context is not None
     for span in processed:
         assert span.kind is SpanKind.CONSUMER
-        assert span.parent is not None and span.parent.span_id == sent.context.span_id
+        assert span.parent is not None
+        assert span.parent.span_id == sent.context.span_id
         assert dict(span.attributes or {})["messaging.rabbitmq.message.delivery_tag"] == 7
 
 
@@ -79,7 +81,8 @@ def test_a_delivery_without_context_starts_a_trace(
         done = delivery(headers)
         hooks.delivery_finished(hooks.delivery_started(done), done, Result(Outcome.ACKED, 0.0))
     for span in exporter.get_finished_spans():
-        assert span.parent is None and not span.links
+        assert span.parent is None
+        assert not span.links
 
 
 def test_importing_eventrabbit_does_not_import_opentelemetry() -> None:
