@@ -20,6 +20,9 @@ Theory of operation
   method, then at DEBUG) and otherwise ignored; a hook whose ``*_started`` raised is not told
   ``*_finished`` for that piece of work.
 - **No hooks, no cost.** Without hooks none of this runs, and no object is built.
+- **Read-only.** Every hook is handed the same objects. :class:`Delivery`, :class:`Publish` and
+  :class:`Result` are built for every message, so they are plain slotted dataclasses (a frozen
+  one costs three times as much to build); a hook must not change them. The others are frozen.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class ConnectionState(StrEnum):
     RECONNECTED = "reconnected"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: built per message (see "Read-only")
 class Delivery:
     """A consumed message, as a hook is told about it.
 
@@ -110,7 +113,7 @@ class Delivery:
     server_port: int | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: built per message (see "Read-only")
 class Publish:
     """A message being published with a confirm.
 
@@ -151,7 +154,7 @@ class Call:
     correlation_id: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: built per message (see "Read-only")
 class Result:
     """How a delivery, publish or call ended.
 

@@ -81,6 +81,24 @@ class ActionLabels:
         return action
 
 
+class Children:
+    """A metric's labelled children, each looked up once: ``labels()`` validates its values
+    and takes a lock on every call, which costs more than the update itself. The cache is as
+    bounded as the labels are."""
+
+    __slots__ = ("_cache", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._cache.get(labels)
+        if child is None:
+            child = self._cache[labels] = self._metric.labels(*labels)
+        return child
+
+
 def reason_class(error: BaseException | None) -> str:
     """A dead letter's ``reason`` label: ``InvalidMessage`` for bad input, else the class name
     of the exception (never its message)."""
@@ -165,19 +183,28 @@ class PrometheusHooks(Hooks):
             **common,
         )
 
-    def delivery_started(self, delivery: Delivery) -> Gauge:
-        gauge = self.in_flight.labels(delivery.queue)
+        # The children updated for every message, looked up once per label values.
+        self._in_flight = Children(self.in_flight)
+        self._consumed = Children(self.consumed)
+        self._handler_duration = Children(self.handler_duration)
+        self._published = Children(self.published)
+        self._publish_duration = Children(self.publish_duration)
+        self._calls = Children(self.calls)
+        self._call_duration = Children(self.call_duration)
+
+    def delivery_started(self, delivery: Delivery) -> Any:
+        gauge = self._in_flight(delivery.queue)
         gauge.inc()
         return gauge
 
     def delivery_finished(self, state: Any, delivery: Delivery, result: Result) -> None:
-        if isinstance(state, Gauge):
+        if state is not None:
             state.dec()
         # Bad input names an action no handler ran for: trusted only if already known.
         trusted = not isinstance(result.error, InvalidMessage)
         queue, action = delivery.queue, self.actions.label(delivery.action, trusted=trusted)
-        self.consumed.labels(queue, action, result.outcome.value).inc()
-        self.handler_duration.labels(queue, action).observe(result.duration)
+        self._consumed(queue, action, result.outcome.value).inc()
+        self._handler_duration(queue, action).observe(result.duration)
         if result.outcome is Outcome.RETRIED:
             self.retries.labels(queue, action).inc()
         elif result.outcome is Outcome.DEAD_LETTERED:
@@ -186,13 +213,13 @@ class PrometheusHooks(Hooks):
     def publish_finished(self, state: Any, publish: Publish, result: Result) -> None:
         action = self.actions.label(publish.action, trusted=True)
         kind = publish.kind.value
-        self.published.labels(publish.exchange, action, kind, result.outcome.value).inc()
-        self.publish_duration.labels(publish.exchange, kind).observe(result.duration)
+        self._published(publish.exchange, action, kind, result.outcome.value).inc()
+        self._publish_duration(publish.exchange, kind).observe(result.duration)
 
     def call_finished(self, state: Any, call: Call, result: Result) -> None:
         action = self.actions.label(call.action, trusted=True)
-        self.calls.labels(action, result.outcome.value).inc()
-        self.call_duration.labels(action).observe(result.duration)
+        self._calls(action, result.outcome.value).inc()
+        self._call_duration(action).observe(result.duration)
 
     def connection_changed(self, event: ConnectionEvent) -> None:
         lost = event.state is ConnectionState.LOST
