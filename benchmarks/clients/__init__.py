@@ -1,4 +1,5 @@
-"""The four clients, each doing every workload its idiomatic way.
+"""The four clients, each doing every workload its idiomatic way, and eventrabbit with its
+instrumentation hooks on.
 
 ``raw`` is the reference: a hand-written aiormq loop. Every other figure is reported as a ratio
 to it.
@@ -15,13 +16,16 @@ _MODULES = {
     "eventrabbit": "eventrabbit_client",
     "aio-pika": "aio_pika_client",
     "faststream": "faststream_client",
+    "eventrabbit+prometheus": "instrumented:PROMETHEUS",
+    "eventrabbit+otel": "instrumented:OTEL",
 }
 
 
 def get(name: str) -> Client:
     """The client called ``name``; imported only when asked, so a missing extra fails late."""
-    module = import_module(f"{__name__}.{_MODULES[name]}")
-    client: Client = module.CLIENT
+    module_name, _, attribute = _MODULES[name].partition(":")
+    module = import_module(f"{__name__}.{module_name}")
+    client: Client = getattr(module, attribute or "CLIENT")
     return client
 
 

@@ -1,4 +1,4 @@
-"""eventrabbit through its public API only.
+"""eventrabbit through its public API only, optionally with hooks (``hooked``).
 
 Consume: ``build_event_dependencies``, ``@events.consumer``, ``handle.consume(ConsumeChannel)``
 in a task, cancelled for the graceful stop. Publish: an ``@events.producer`` coroutine. RPC: a
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from eventrabbit import Events, Handle, QueueConfig, build_event_dependencies
+from eventrabbit import Events, Handle, Hooks, QueueConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
 
 from ..settings import ACTION
@@ -22,13 +22,29 @@ from .base import CallFn, Client, PublishFn, reply_data
 
 #: The default exchange: route by queue name.
 DEFAULT_EXCHANGE = ""
+#: Builds the hooks of one ``build_event_dependencies`` (fresh each time: a Prometheus hook
+#: takes a registry of its own).
+HooksFactory = Callable[[], list[Hooks]]
+
+
+def _no_hooks() -> list[Hooks]:
+    return []
+
+
+def _build(url: str, hooks: HooksFactory) -> tuple[Events, Handle]:
+    return build_event_dependencies(url, idle_timeout=None, hooks=hooks() or None)
 
 
 @asynccontextmanager
 async def _consuming(
-    url: str, queue: str, prefetch: int, register: Callable[[Events], None], tally: Tally | None
+    url: str,
+    queue: str,
+    prefetch: int,
+    register: Callable[[Events], None],
+    tally: Tally | None,
+    hooks: HooksFactory,
 ) -> AsyncIterator[None]:
-    events, handle = build_event_dependencies(url, idle_timeout=None)
+    events, handle = _build(url, hooks)
     register(events)
     channel = ConsumeChannel(url, queue, queue_config=QueueConfig(prefetch_count=prefetch))
     task = asyncio.create_task(handle.consume(channel))
@@ -48,7 +64,7 @@ async def _stop(task: asyncio.Task[None], handle: Handle) -> None:
 
 
 def consumer(
-    url: str, queue: str, prefetch: int, tally: Tally
+    url: str, queue: str, prefetch: int, tally: Tally, hooks: HooksFactory = _no_hooks
 ) -> contextlib.AbstractAsyncContextManager[None]:
     """Consume ``queue``; the handler counts."""
     hit = tally.hit
@@ -58,10 +74,12 @@ def consumer(
         async def on_bench(i: int, name: str) -> None:
             hit()
 
-    return _consuming(url, queue, prefetch, register, tally)
+    return _consuming(url, queue, prefetch, register, tally, hooks)
 
 
-def rpc_server(url: str, queue: str, prefetch: int) -> contextlib.AbstractAsyncContextManager[None]:
+def rpc_server(
+    url: str, queue: str, prefetch: int, hooks: HooksFactory = _no_hooks
+) -> contextlib.AbstractAsyncContextManager[None]:
     """Serve requests on ``queue``: the handler's result is replied to ``reply_to``."""
 
     def register(events: Events) -> None:
@@ -69,13 +87,15 @@ def rpc_server(url: str, queue: str, prefetch: int) -> contextlib.AbstractAsyncC
         async def on_request(i: int, name: str) -> dict[str, int]:
             return reply_data(i)
 
-    return _consuming(url, queue, prefetch, register, None)
+    return _consuming(url, queue, prefetch, register, None, hooks)
 
 
 @asynccontextmanager
-async def publisher(url: str, queue: str) -> AsyncIterator[PublishFn]:
+async def publisher(
+    url: str, queue: str, hooks: HooksFactory = _no_hooks
+) -> AsyncIterator[PublishFn]:
     """An ``@events.producer`` publishing to ``queue`` through the default exchange."""
-    events, handle = build_event_dependencies(url, idle_timeout=None)
+    events, handle = _build(url, hooks)
 
     @events.producer(DEFAULT_EXCHANGE, ACTION, key=queue)
     async def produce(i: int) -> dict[str, Any]:
@@ -89,9 +109,11 @@ async def publisher(url: str, queue: str) -> AsyncIterator[PublishFn]:
 
 
 @asynccontextmanager
-async def rpc_client(url: str, queue: str) -> AsyncIterator[CallFn]:
+async def rpc_client(
+    url: str, queue: str, hooks: HooksFactory = _no_hooks
+) -> AsyncIterator[CallFn]:
     """``events.call`` over direct reply-to, to ``queue`` through the default exchange."""
-    events, _ = build_event_dependencies(url, idle_timeout=None)
+    events, _ = _build(url, hooks)
 
     async def call(i: int) -> Any:
         return await events.call(ACTION, {"i": i, "name": "x"}, key=queue)
@@ -110,3 +132,15 @@ CLIENT = Client(
     rpc_server=rpc_server,
     rpc_client=rpc_client,
 )
+
+
+def hooked(name: str, hooks: HooksFactory) -> Client:
+    """eventrabbit with ``hooks`` on every role: what instrumentation costs."""
+    return Client(
+        name=name,
+        package="eventrabbit",
+        consumer=lambda url, queue, prefetch, tally: consumer(url, queue, prefetch, tally, hooks),
+        publisher=lambda url, queue: publisher(url, queue, hooks),
+        rpc_server=lambda url, queue, prefetch: rpc_server(url, queue, prefetch, hooks),
+        rpc_client=lambda url, queue: rpc_client(url, queue, hooks),
+    )
