@@ -40,13 +40,14 @@ from .errors import (
 )
 from .events import Events
 from .handle import Handle
-from .hooks import (
+from .hooks import Hooks
+from .observed import (
     Call,
     ConnectionEvent,
+    ConnectionRole,
     ConnectionState,
     Delivery,
     FailureDecision,
-    Hooks,
     Outcome,
     Publish,
     PublishKind,
@@ -61,6 +62,7 @@ __all__ = [
     "ChannelLost",
     "ConfigurationError",
     "ConnectionEvent",
+    "ConnectionRole",
     "ConnectionState",
     "ConsumeChannel",
     "ConsumerStatus",

@@ -12,7 +12,6 @@ an exception.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -21,15 +20,12 @@ import aiormq
 import aiormq.abc
 from yarl import URL
 
+from .amqp_connection import connect_amqp
 from .checks import censor_url
 from .errors import AccessRefused, BrokerUnavailable, ConfigurationError
-from .wire import WireReader
-from .wire_transport import WireTransport
 
 log = logging.getLogger(__name__)
 
-#: Seconds to wait for the broker to accept a connection before giving up on one attempt.
-CONNECT_TIMEOUT = 10.0
 #: The schemes aiormq connects to: these URLs must name a host.
 AMQP_SCHEMES = ("amqp", "amqps")
 
@@ -85,60 +81,6 @@ def as_urls(url: str | Sequence[str]) -> tuple[str, ...]:
     for one in urls:
         check_url(one)
     return urls
-
-
-class _Connection(aiormq.Connection):
-    # Give up on a silent peer after one heartbeat timeout (plus a second) instead of
-    # aiormq's three, so a dead node is noticed within two heartbeat intervals.
-    HEARTBEAT_GRACE_MULTIPLIER = 1
-
-    def __init__(self, url: str) -> None:
-        # Frames pamqp cannot decode get a stand-in instead of ending the connection.
-        self._wire_transport = WireTransport()
-        super().__init__(url, transport_factory=self._wire_transport)
-
-    @property
-    def wire(self) -> WireReader | None:
-        """The reader under this connection (:mod:`eventrabbit.wire`), once connected."""
-        return self._wire_transport.reader
-
-
-async def connect_amqp(url: str) -> aiormq.abc.AbstractConnection:
-    """The ``amqp``/``amqps`` transport: an aiormq connection reading through a
-    :class:`~eventrabbit.wire.WireReader` (its ``wire``).
-
-    :raises BrokerUnavailable: the broker did not accept it; the message names the censored URL.
-    """
-    connection = _Connection(url)
-    try:
-        async with asyncio.timeout(CONNECT_TIMEOUT):
-            await connection.connect()
-            return connection
-    except (OSError, aiormq.exceptions.AMQPError, TimeoutError) as exc:
-        safe = censor(url)
-        reason = str(exc).replace(url, safe) or type(exc).__name__
-        refused = _refusal(exc, URL(url))
-        if refused is not None:
-            raise AccessRefused(f"{safe}: {refused}", url=safe) from None
-        raise BrokerUnavailable(f"cannot connect to {safe}: {reason}", url=safe) from None
-
-
-def _refusal(exc: BaseException, url: URL) -> str | None:
-    """What the broker refused, in words, if ``exc`` is a refused login or vhost."""
-    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
-        return f"the broker refused the login of user {url.user!r} (wrong user or password): {exc}"
-    vhost = url.path[1:] or "/"
-    # aiormq 7 reports a Connection.Close in answer to Connection.Open (530 NOT_ALLOWED) as an
-    # unexpected frame and drops its text: that answer only ever means the vhost was refused.
-    refused_open = isinstance(exc, aiormq.exceptions.InvalidFrameError) and (
-        "Connection.OpenOk" in str(exc) and "Connection.Close" in str(exc)
-    )
-    if refused_open or isinstance(exc, aiormq.exceptions.ConnectionNotAllowed):
-        return (
-            f"the broker refused virtual host {vhost!r} to user {url.user!r} (the vhost does "
-            "not exist, or the user has no permissions in it)"
-        )
-    return None
 
 
 _transports: dict[str, Transport] = dict.fromkeys(AMQP_SCHEMES, connect_amqp)

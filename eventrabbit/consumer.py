@@ -45,7 +45,7 @@ from .dispatch import action_of, dispatch
 from .errors import EventRabbitError, InvalidMessage
 from .failures import Reply, Retry
 from .fanout import DeliveryRecord, HookSet
-from .hooks import Outcome
+from .observed import Outcome
 from .outbox import Outbox
 from .permissions import refused
 from .properties import Stashed

@@ -13,7 +13,7 @@ left out of that record's ``*_finished``. Nothing a hook does reaches the work i
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from types import MappingProxyType
 from typing import Any
@@ -21,10 +21,21 @@ from typing import Any
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
-from .connection import server_of
+from .connection import as_urls, censor, server_of
 from .errors import UnroutableError
 from .failures import Copy, retry_count
-from .hooks import Call, ConnectionEvent, Delivery, FailureDecision, Hooks, Outcome, Publish, Result
+from .hooks import Hooks
+from .observed import (
+    Call,
+    ConnectionEvent,
+    ConnectionRole,
+    ConnectionState,
+    Delivery,
+    FailureDecision,
+    Outcome,
+    Publish,
+    Result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +99,19 @@ class HookSet:
                 self.contain(hook, method, exc)
 
     def connection(self, event: ConnectionEvent) -> None:
-        """A consumer's connection changed."""
+        """A connection changed."""
         self.tell("connection_changed", event)
+
+    def own_connection(
+        self, role: ConnectionRole, url: str | Sequence[str]
+    ) -> Callable[[ConnectionState, str | None], None]:
+        """What tells the hooks about the publisher's or RPC client's connection to ``url``."""
+        broker = ", ".join(censor(one) for one in as_urls(url))
+
+        def tell(state: ConnectionState, reason: str | None) -> None:
+            self.connection(ConnectionEvent(state, None, broker, reason, role))
+
+        return tell
 
     def publish(self, publish: Publish, headers: dict[str, Any]) -> Span:
         """A publish starts: the hooks may add to ``headers``."""

@@ -21,13 +21,14 @@ from typing import Any
 import aiormq
 import aiormq.abc
 
+from .amqp_connection import watch_blocked
 from .common import ConsumeChannel, QueueConfig, ReconnectConfig, RetryConfig
 from .connection import CHANNEL_GONE, as_urls, backoff, censor
 from .consumer import QueueConsumer
 from .errors import AccessRefused, BrokerUnavailable
 from .events import Events
 from .fanout import HookSet
-from .hooks import ConnectionEvent, ConnectionState
+from .observed import ConnectionEvent, ConnectionState
 from .pool import ConnectionPool
 from .status import ConsumerStatus, Run, Runs
 from .topology import declare
@@ -129,6 +130,9 @@ class Handle:
         channel = await connection.channel(publisher_confirms=True)
         handlers, retry = self.registry.handlers, self.retry_config
         consumer = QueueConsumer(channel, target.queue_name, handlers, config, retry, self.hooks)
+        unwatch = (
+            watch_blocked(connection, lambda why: self._blocked(run, why)) if self.hooks else None
+        )
         try:
             await declare(channel, target, config, self.retry_config)
             await consumer.start()
@@ -139,6 +143,8 @@ class Handle:
             await until_broken(channel, consumer.broken)
         finally:
             # Runs on cancellation too: the graceful stop of this queue.
+            if unwatch is not None:
+                unwatch()
             run.consuming = False
             grace = self._grace_override
             await consumer.stop(config.grace_timeout if grace is None else grace)
@@ -167,6 +173,12 @@ class Handle:
         if lost is not None:
             state = ConnectionState.LOST
         self.hooks.connection(ConnectionEvent(state, run.channel.queue_name, _broker(run), lost))
+
+    def _blocked(self, run: Run, reason: str | None) -> None:
+        """The broker blocked (``reason``) or unblocked (``None``) the connection of ``run``."""
+        assert self.hooks is not None
+        state = ConnectionState.UNBLOCKED if reason is None else ConnectionState.BLOCKED
+        self.hooks.connection(ConnectionEvent(state, run.channel.queue_name, _broker(run), reason))
 
     def _end(self, run: Run, exc: BaseException) -> None:
         run.end(exc)

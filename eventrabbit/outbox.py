@@ -37,7 +37,7 @@ from .copies import faithful
 from .errors import EventRabbitError, PublishError
 from .failures import Copy, Reply, Retry, describe, last_resort, plan
 from .fanout import HookSet
-from .hooks import Outcome, Publish, PublishKind
+from .observed import Outcome, Publish, PublishKind
 from .properties import Stashed
 from .replyto import REPLY_PREFIX, Addresses
 from .topology import DEFAULT_EXCHANGE

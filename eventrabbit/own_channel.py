@@ -1,5 +1,11 @@
 """A connection of one's own with one confirm-mode channel: what the publisher and the RPC
-client each hold, opened on first use and reopened after a loss."""
+client each hold, opened on first use and reopened after a loss.
+
+What happens to the connection is told to ``on_change(state, reason)``: ``connected`` when it
+opens (``reconnected`` when it opens after a loss), ``lost`` when it closes without being
+asked to, ``blocked``/``unblocked`` by the broker's resource alarms. Closing it on purpose (an
+idle timeout, ``close``) is not a loss.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiormq.abc
 
+from .amqp_connection import watch_blocked
 from .connection import Endpoints, close_connection, server_of
+from .observed import ConnectionState
+
+#: Told what happened to the connection, and why (a loss's or a block's reason).
+OnChange = Callable[[ConnectionState, str | None], None]
 
 
 class OwnChannel:
@@ -25,6 +36,7 @@ class OwnChannel:
         *,
         on_connect: Callable[[], None] | None = None,
         on_channel: Callable[[aiormq.abc.AbstractChannel], Awaitable[None]] | None = None,
+        on_change: OnChange | None = None,
     ) -> None:
         self.endpoints = Endpoints(url)
         self._on_connect = on_connect
@@ -32,6 +44,8 @@ class OwnChannel:
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._lock = asyncio.Lock()
+        self._on_change = on_change
+        self._lost = False
 
     @property
     def connected(self) -> bool:
@@ -62,6 +76,7 @@ class OwnChannel:
             if channel is None:
                 if not self.connected:
                     self._connection = await self.endpoints.connect()
+                    self._watch(self._connection)
                     if self._on_connect is not None:
                         self._on_connect()
                 assert self._connection is not None
@@ -70,6 +85,29 @@ class OwnChannel:
                     await self._on_channel(channel)
                 self._channel = channel
             return channel
+
+    def _watch(self, connection: aiormq.abc.AbstractConnection) -> None:
+        tell = self._on_change
+        if tell is None:
+            return
+        tell(ConnectionState.RECONNECTED if self._lost else ConnectionState.CONNECTED, None)
+        self._lost = False
+
+        def blocked(reason: str | None) -> None:
+            state = ConnectionState.UNBLOCKED if reason is None else ConnectionState.BLOCKED
+            tell(state, reason)
+
+        unwatch = watch_blocked(connection, blocked)
+
+        def closed(future: asyncio.Future[object]) -> None:
+            unwatch()
+            if connection is not self._connection:
+                return  # detached first: closed on purpose
+            self._lost = True
+            error = None if future.cancelled() else future.exception()
+            tell(ConnectionState.LOST, str(error or "the connection closed"))
+
+        connection.closing.add_done_callback(closed)
 
     def detach(self) -> aiormq.abc.AbstractConnection | None:
         """Forget the connection (the next :meth:`get` opens a new one) and return it."""

@@ -28,7 +28,7 @@ from .errors import (
     UnroutableError,
 )
 from .fanout import HookSet
-from .hooks import Outcome, Publish, PublishKind
+from .observed import ConnectionRole, Outcome, Publish, PublishKind
 from .own_channel import OwnChannel
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ class Publisher:
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
         hooks: HookSet | None = None,
     ) -> None:
-        self.channel = OwnChannel(url, on_connect=self._arm_idle_timer)
+        role = ConnectionRole.PUBLISHER
+        told = None if hooks is None else hooks.own_connection(role, url)
+        self.channel = OwnChannel(url, on_connect=self._arm_idle_timer, on_change=told)
         self._hooks = hooks
         self.idle_timeout = idle_timeout
         self.publish_timeout = publish_timeout

@@ -31,7 +31,7 @@ from .errors import (
     UnroutableRequest,
 )
 from .fanout import HookSet
-from .hooks import Call, Outcome, Publish, PublishKind
+from .observed import Call, ConnectionRole, Outcome, Publish, PublishKind
 from .own_channel import OwnChannel
 from .topology import DIRECT_REPLY_TO
 
@@ -49,7 +49,8 @@ class RPCClient:
     def __init__(
         self, url: str | Sequence[str], *, publish_timeout: float, hooks: HookSet | None = None
     ) -> None:
-        self.channel = OwnChannel(url, on_channel=self._listen)
+        told = None if hooks is None else hooks.own_connection(ConnectionRole.RPC, url)
+        self.channel = OwnChannel(url, on_channel=self._listen, on_change=told)
         self.publish_timeout = publish_timeout
         self._hooks = hooks
         self._pending: dict[str, asyncio.Future[Any]] = {}

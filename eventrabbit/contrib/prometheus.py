@@ -174,12 +174,22 @@ class PrometheusHooks(Hooks):
             "rpc_duration_seconds", "Seconds an RPC call took.", ["action"], **common
         )
         self.reconnects = Counter(
-            "reconnects", "Consumers that consume again after a loss.", ["queue"], **common
+            "reconnects",
+            "Connections that work again after a loss, by role (consumer, publisher, rpc) and "
+            "queue (a consumer's; empty for the others).",
+            ["role", "queue"],
+            **common,
         )
         self.connected = Gauge(
             "connected",
-            "1: the queue's consumer is connected; 0: it lost it.",
-            ["queue"],
+            "1: the connection is open; 0: it was lost.",
+            ["role", "queue"],
+            **common,
+        )
+        self.blocked = Gauge(
+            "blocked",
+            "1: the broker blocks the connection's publishes (a resource alarm); 0: it does not.",
+            ["role", "queue"],
             **common,
         )
 
@@ -222,7 +232,13 @@ class PrometheusHooks(Hooks):
         self._call_duration(action).observe(result.duration)
 
     def connection_changed(self, event: ConnectionEvent) -> None:
-        lost = event.state is ConnectionState.LOST
-        self.connected.labels(event.queue).set(0 if lost else 1)
-        if event.state is ConnectionState.RECONNECTED:
-            self.reconnects.labels(event.queue).inc()
+        labels = (event.role.value, event.queue or "")
+        state = event.state
+        if state in (ConnectionState.BLOCKED, ConnectionState.UNBLOCKED):
+            self.blocked.labels(*labels).set(1 if state is ConnectionState.BLOCKED else 0)
+            return
+        self.connected.labels(*labels).set(0 if state is ConnectionState.LOST else 1)
+        if state is ConnectionState.LOST:
+            self.blocked.labels(*labels).set(0)  # a new connection starts unblocked
+        if state is ConnectionState.RECONNECTED:
+            self.reconnects.labels(*labels).inc()

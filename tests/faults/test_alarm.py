@@ -21,7 +21,15 @@ from typing import Any
 
 import pytest
 
-from eventrabbit import Events, PublishTimeout, build_event_dependencies
+from eventrabbit import (
+    ConnectionEvent,
+    ConnectionRole,
+    ConnectionState,
+    Events,
+    Hooks,
+    PublishTimeout,
+    build_event_dependencies,
+)
 from tests.faults.rabbit_node import RabbitNode
 from tests.faults.support import (
     ACTION,
@@ -219,3 +227,60 @@ async def test_memory_alarm_blocks_publishers(
         )
     )
     assert not recorder.missing(returned)
+
+
+class Told(Hooks):
+    """Records the connection events of the publisher it is given to."""
+
+    def __init__(self) -> None:
+        self.events: list[ConnectionEvent] = []
+        self.changed = asyncio.Event()
+
+    def connection_changed(self, event: ConnectionEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    async def until(self, state: ConnectionState) -> ConnectionEvent:
+        """The first event of ``state`` (waits for it: each new event wakes the wait)."""
+        while True:
+            for event in self.events:
+                if event.state is state:
+                    return event
+            self.changed.clear()
+            await self.changed.wait()
+
+
+@pytest.mark.timeout(120)
+async def test_hooks_are_told_when_the_broker_blocks_and_unblocks_a_publisher(
+    node: RabbitNode,
+) -> None:
+    told = Told()
+    events, handle = build_event_dependencies(
+        node.url(), idle_timeout=None, publish_timeout=LONG_TIMEOUT, hooks=[told]
+    )
+    try:
+        async with scenario("alarm-hooks", node.url()) as s:
+            await events.publish(s.exchange, ACTION, {"seq": 0}, key=s.queue)
+            try:
+                await raise_memory_alarm(node)
+                held = asyncio.ensure_future(
+                    events.publish(s.exchange, ACTION, {"seq": 1}, key=s.queue)
+                )
+                blocked = await asyncio.wait_for(told.until(ConnectionState.BLOCKED), 30)
+                assert not held.done()
+                await clear_memory_alarm(node)
+                unblocked = await asyncio.wait_for(told.until(ConnectionState.UNBLOCKED), 30)
+                await asyncio.wait_for(held, LONG_TIMEOUT)
+            finally:
+                await clear_memory_alarm(node)
+    finally:
+        await close_services(handle)
+    assert (blocked.role, blocked.queue) == (ConnectionRole.PUBLISHER, None)
+    assert blocked.reason  # the broker's words, e.g. "low on memory"
+    assert unblocked.reason is None
+    states = [event.state for event in told.events]
+    assert states == [
+        ConnectionState.CONNECTED,
+        ConnectionState.BLOCKED,
+        ConnectionState.UNBLOCKED,
+    ]

@@ -16,6 +16,7 @@ import pytest
 from eventrabbit import (
     Call,
     ConnectionEvent,
+    ConnectionRole,
     ConnectionState,
     Delivery,
     Events,
@@ -31,7 +32,7 @@ from eventrabbit import (
 )
 from eventrabbit.common import ConsumeChannel, QueueConfig
 from tests.conftest import Services
-from tests.helpers import Calls, collect, named, publish_raw, queue_depth
+from tests.helpers import Calls, censor_url, collect, eventually, named, publish_raw, queue_depth
 
 TRACE = "traceparent"
 WAIT = 15.0
@@ -206,8 +207,11 @@ async def test_a_recording_hook_sees_every_outcome_and_headers_travel(
     events_published = [(p.action, r.outcome) for p, r in hook.publishes.values]
     assert ("OK", Outcome.CONFIRMED) in events_published
     assert ("OK", Outcome.UNROUTABLE) in events_published
-    [connected] = hook.connections.values
+    [connected] = consumers(hook)
     assert (connected.state, connected.queue) == (ConnectionState.CONNECTED, queue)
+    # The publisher's own connection is told too, without a queue.
+    [publisher] = [e for e in hook.connections.values if e.role is ConnectionRole.PUBLISHER]
+    assert (publisher.state, publisher.queue) == (ConnectionState.CONNECTED, None)
 
     await handle.close()
     assert await queue_depth(amqp_channel, queue) == 0
@@ -249,13 +253,61 @@ async def test_a_lost_connection_is_told_and_so_is_the_reconnect(
     await start(hook, url=url)
     await drop_connections(name)
     await hook.connections.count(3, timeout=WAIT)
-    states = [e.state for e in hook.connections.values]
+    states = [e.state for e in consumers(hook)]
     assert states[:3] == [
         ConnectionState.CONNECTED,
         ConnectionState.LOST,
         ConnectionState.RECONNECTED,
     ]
-    assert hook.connections.values[1].reason
+    assert consumers(hook)[1].reason
+
+
+async def test_the_publishers_and_rpc_clients_connections_are_told(
+    services: Services, broker_url: str, drop_connections: Callable[[str], Awaitable[None]]
+) -> None:
+    hook = Recording()
+    url, name = named(broker_url, "own")
+    events, handle = services.build(url, hooks=[hook])
+
+    @events.consumer("OK")
+    async def ok(n: int) -> int:
+        return n
+
+    target = services.target("own", url=url)
+    await services.consume(handle, target)
+    await events.publish("", "OK", {"n": 1}, key=target.queue_name)
+    assert await events.call("OK", {"n": 2}, key=target.queue_name, timeout=WAIT) == 2
+
+    def of(role: ConnectionRole) -> list[tuple[ConnectionState, str | None]]:
+        return [(e.state, e.queue) for e in hook.connections.values if e.role is role]
+
+    assert of(ConnectionRole.PUBLISHER) == [(ConnectionState.CONNECTED, None)]
+    assert of(ConnectionRole.RPC) == [(ConnectionState.CONNECTED, None)]
+    await drop_connections(name)  # the consumer's, the publisher's and the RPC client's
+    await hook.connections.count(3 + 4, timeout=WAIT)  # each lost; the consumer's back
+
+    async def lost(role: ConnectionRole) -> bool:
+        return (ConnectionState.LOST, None) in of(role)
+
+    await eventually(lambda: lost(ConnectionRole.PUBLISHER), what="the publisher's loss")
+    await eventually(lambda: lost(ConnectionRole.RPC), what="the RPC client's loss")
+    # Both reopen on their next use, and say so.
+    await events.publish("", "OK", {"n": 3}, key=target.queue_name)
+    assert await events.call("OK", {"n": 4}, key=target.queue_name, timeout=WAIT) == 4
+    for role in (ConnectionRole.PUBLISHER, ConnectionRole.RPC):
+        assert [state for state, _ in of(role)] == [
+            ConnectionState.CONNECTED,
+            ConnectionState.LOST,
+            ConnectionState.RECONNECTED,
+        ]
+    own = [e for e in hook.connections.values if e.role is not ConnectionRole.CONSUMER]
+    assert all(e.broker == censor_url(url) for e in own)
+    assert all(e.reason for e in own if e.state is ConnectionState.LOST)
+
+
+def consumers(hook: Recording) -> list[ConnectionEvent]:
+    """The events about consumers' connections."""
+    return [e for e in hook.connections.values if e.role is ConnectionRole.CONSUMER]
 
 
 async def test_a_raising_hook_changes_nothing(

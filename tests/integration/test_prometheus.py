@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eventrabbit import (
     ConnectionEvent,
+    ConnectionRole,
     ConnectionState,
     Delivery,
     Hooks,
@@ -49,7 +50,10 @@ class Ended(Hooks):
         self.publishes.add((publish, result))
 
     def connection_changed(self, event: ConnectionEvent) -> None:
-        gauge = self.registry.get_sample_value(P + "connected", {"queue": event.queue})
+        if event.role is not ConnectionRole.CONSUMER:
+            return
+        labels = {"role": "consumer", "queue": event.queue or ""}
+        gauge = self.registry.get_sample_value(P + "connected", labels)
         self.connections.add((event.state, gauge))
 
 
@@ -137,8 +141,9 @@ async def test_traffic_is_counted_with_bounded_labels(
     }
     outcomes = {"acked", "retried", "dead-lettered", "confirmed", "unroutable"}
     fixed = {"", q, "OK", "FLAKY", "BAD", "unknown", "event", "KeyError", "InvalidMessage"}
+    fixed |= {"consumer", "publisher"}  # connection roles
     assert values <= fixed | outcomes, values - fixed - outcomes
-    assert sample(registry, "connected", queue=q) == 1
+    assert sample(registry, "connected", role="consumer", queue=q) == 1
 
 
 async def test_an_rpc_call_and_its_reply_are_counted(
@@ -169,7 +174,7 @@ async def test_a_reconnect_is_counted_and_the_gauge_follows_the_connection(
     url, name = named(broker_url, "prom")
     _, ended, target = await start(url=url)
     q = target.queue_name
-    assert sample(registry, "reconnects_total", queue=q) is None
+    assert sample(registry, "reconnects_total", role="consumer", queue=q) is None
     await drop_connections(name)
     await ended.connections.count(3, timeout=WAIT)
     assert ended.connections.values[:3] == [
@@ -177,5 +182,5 @@ async def test_a_reconnect_is_counted_and_the_gauge_follows_the_connection(
         (ConnectionState.LOST, 0.0),
         (ConnectionState.RECONNECTED, 1.0),
     ]
-    assert sample(registry, "reconnects_total", queue=q) == 1
-    assert sample(registry, "connected", queue=q) == 1
+    assert sample(registry, "reconnects_total", role="consumer", queue=q) == 1
+    assert sample(registry, "connected", role="consumer", queue=q) == 1

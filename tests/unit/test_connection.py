@@ -6,6 +6,7 @@ import itertools
 import random
 from collections.abc import Iterator
 
+import aiormq
 import pytest
 
 from eventrabbit import (
@@ -17,6 +18,7 @@ from eventrabbit import (
     ReconnectConfig,
     build_event_dependencies,
 )
+from eventrabbit.amqp_connection import _Connection
 from eventrabbit.connection import (
     Endpoints,
     as_urls,
@@ -327,3 +329,14 @@ async def test_consume_refuses_a_non_amqp_channel_url() -> None:
     with pytest.raises(ConfigurationError) as info:
         await handle.consume(channel)
     assert SECRET not in str(info.value)
+
+
+def test_aiormq_still_has_the_blocked_handlers_eventrabbit_wraps() -> None:
+    # eventrabbit.amqp_connection wraps these private handlers to tell hooks of resource
+    # alarms: an aiormq that renames them must fail here, not silently stop telling.
+    for name in (
+        "_Connection__handle_connection_blocked",
+        "_Connection__handle_connection_unblocked",
+    ):
+        assert callable(getattr(aiormq.Connection, name, None)), name
+        assert getattr(_Connection, name) is not getattr(aiormq.Connection, name), name

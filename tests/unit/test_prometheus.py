@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from eventrabbit import (
     Call,
     ConnectionEvent,
+    ConnectionRole,
     ConnectionState,
     Delivery,
     InvalidMessage,
@@ -103,8 +104,19 @@ def test_the_hook_updates_its_metrics_from_the_seams_dataclasses() -> None:
         (ConnectionState.RECONNECTED, 1),
     ]:
         hook.connection_changed(ConnectionEvent(state_, "q", "amqp://x"))
-        assert value("connected", queue="q") == connected
-    assert value("reconnects_total", queue="q") == 1
+        assert value("connected", role="consumer", queue="q") == connected
+    assert value("reconnects_total", role="consumer", queue="q") == 1
+    publisher = ConnectionRole.PUBLISHER
+    for state_, blocked in [
+        (ConnectionState.CONNECTED, None),
+        (ConnectionState.BLOCKED, 1),
+        (ConnectionState.UNBLOCKED, 0),
+        (ConnectionState.BLOCKED, 1),
+        (ConnectionState.LOST, 0),  # a new connection starts unblocked
+    ]:
+        hook.connection_changed(ConnectionEvent(state_, None, "amqp://x", "alarm", publisher))
+        assert value("blocked", role="publisher", queue="") == blocked
+    assert value("connected", role="publisher", queue="") == 0
 
 
 def test_a_second_hook_on_the_same_registry_is_refused() -> None:
