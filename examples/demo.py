@@ -26,7 +26,7 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiormq
@@ -354,11 +354,14 @@ async def main() -> int:
 
 def run(coroutine: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop when it is installed, else on asyncio's own loop."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        pass  # asyncio's own loop; run below, not in here: a traceback would begin with this
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(coroutine)
 
 

@@ -23,6 +23,17 @@ Try it from another shell while it runs (a raw publish to the users exchange)::
         await connection.close()
     asyncio.run(main())
     EOF
+
+Health checks and metrics (``examples/health.py``) are served on
+http://$EVENTRABBIT_HEALTH_HOST:$EVENTRABBIT_HEALTH_PORT (default ``127.0.0.1:8080``; port 0
+picks a free one; the address is printed at start)::
+
+    curl -i localhost:8080/livez      # 200 while the process runs
+    curl -i localhost:8080/healthz    # 200 when every queue is consuming, else 503; JSON
+    curl localhost:8080/metrics       # Prometheus metrics, with eventrabbit[prometheus]
+
+Exit codes: 0 after a signal, 1 when a consumer stopped by itself (such as a queue that exists
+with other arguments), 2 when the health address cannot be used.
 """
 
 from __future__ import annotations
@@ -31,10 +42,10 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from eventrabbit import ExchangeType, RetryConfig, build_event_dependencies
+from eventrabbit import ExchangeType, Hooks, RetryConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
 
 URL = os.environ.get("EVENTRABBIT_URL", "amqp://guest:guest@localhost:5672/")
@@ -43,10 +54,26 @@ PREFIX = os.environ.get("EVENTRABBIT_SERVICE_PREFIX", "example_service")
 USERS_EXCHANGE = f"{PREFIX}.users"
 EMAIL_EXCHANGE = f"{PREFIX}.email"
 
+
+def prometheus() -> tuple[list[Hooks], Callable[[], tuple[str, bytes]] | None]:
+    """The Prometheus hook, and what /metrics serves; none without eventrabbit[prometheus]."""
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        from eventrabbit.contrib.prometheus import PrometheusHooks
+    except ImportError:
+        return [], None
+    registry = CollectorRegistry()  # its own; prometheus_client's default one works too
+    return [PrometheusHooks(registry)], lambda: (CONTENT_TYPE_LATEST, generate_latest(registry))
+
+
+HOOKS, METRICS = prometheus()
+
 events, handle = build_event_dependencies(
     url=URL,
     idle_timeout=300,
     retry_config=RetryConfig(max_retries=3, retry_delay_seconds=5),
+    hooks=HOOKS,
 )
 
 
@@ -99,12 +126,30 @@ QUEUES = [
 
 
 async def main() -> int:
+    # health.py sits beside this script. Imported here, when the service runs, so that loading
+    # this module only for its definitions (e.g. its AsyncAPI document) does not need it.
+    from health import HealthServer, address
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[signal.Signals] = []
 
+    # Listening first: /livez answers, and /healthz says 503, while the queues start.
+    health = HealthServer(handle.status, METRICS)
+    try:
+        host, port = await health.start(*address(os.environ))
+    except (ValueError, OSError) as exc:
+        print(f"service: cannot serve health checks: {exc}", flush=True)
+        return 2
+    print(
+        f"service: health checks on http://{host}:{port} (/livez, /healthz, /metrics)", flush=True
+    )
+    if METRICS is None:
+        print("service: /metrics answers 404: pip install 'eventrabbit[prometheus]'", flush=True)
+
     def on_signal(sig: signal.Signals) -> None:
         received.append(sig)
+        health.stopping = True  # not ready from now on: stop sending work here
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -124,7 +169,9 @@ async def main() -> int:
     for task in failed:
         print(f"service: a consumer stopped: {task.exception()!r}", flush=True)
 
+    health.stopping = True
     await handle.close()  # no new messages, in-flight handlers finish and are acked
+    await health.close()
     stopping.cancel()
     print("service: stopped", flush=True)
     return 1 if failed else 0
@@ -132,11 +179,14 @@ async def main() -> int:
 
 def run(coroutine: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop when it is installed (``pip install 'eventrabbit[uvloop]'``)."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        pass  # asyncio's own loop; run below, not in here: a traceback would begin with this
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(coroutine)
 
 
