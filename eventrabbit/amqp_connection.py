@@ -106,7 +106,8 @@ def _refusal(exc: BaseException, url: URL) -> str | None:
     if refused_open or isinstance(exc, aiormq.exceptions.ConnectionNotAllowed):
         return (
             f"the broker refused virtual host {vhost!r} to user {url.user!r} (the vhost does "
-            "not exist, or the user has no permissions in it)"
+            "not exist, the user has no permissions in it, or its connection limit is "
+            "reached: rabbitmqctl set_vhost_limits / set_user_limits)"
         )
     return None
 

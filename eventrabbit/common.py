@@ -116,6 +116,9 @@ class QueueConfig:
         dead-letter queues with that ``x-queue-type``.
     :param delivery_limit: quorum queues only: deliveries before the broker gives up on a
         message (``x-delivery-limit``); such messages go to the dead-letter queue.
+    :param handler_timeout: seconds a handler may run before it is cancelled and the message
+        fails with :class:`~eventrabbit.errors.HandlerTimeout` (retried, then dead-lettered);
+        ``None``: no limit. Keep it below the broker's ``consumer_timeout``.
     :raises ConfigurationError: a value outside these limits, or of the wrong type.
     """
 
@@ -125,12 +128,15 @@ class QueueConfig:
     grace_timeout: float = 10.0
     queue_type: str | None = None
     delivery_limit: int | None = None
+    handler_timeout: float | None = None
 
     def __post_init__(self) -> None:
         check_int("QueueConfig.prefetch_count", self.prefetch_count, 1, MAX_PREFETCH_COUNT)
         check_bool("QueueConfig.durable", self.durable)
         check_int("QueueConfig.max_body_size", self.max_body_size, 1)
         check_seconds("QueueConfig.grace_timeout", self.grace_timeout)
+        if self.handler_timeout is not None:
+            check_seconds("QueueConfig.handler_timeout", self.handler_timeout, positive=True)
         if self.queue_type is not None and (
             not isinstance(self.queue_type, str) or self.queue_type not in QUEUE_TYPES
         ):

@@ -23,6 +23,8 @@ Theory of operation
   lets in-flight handlers finish within a grace time and ack, then closes the channel — which
   cancels whatever still runs, leaving those deliveries unacked for redelivery. A handler that
   ignores its cancellation is abandoned after :data:`CLOSE_TIMEOUT` more seconds.
+- **Time limits** (:mod:`eventrabbit.timeouts`): a handler past ``handler_timeout`` fails;
+  a message the broker's consumer timeout took back too often is dead-lettered unhandled.
 - **Hooks** (:mod:`eventrabbit.fanout`): none cost one ``is None`` test per delivery.
 """
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -50,13 +53,11 @@ from .outbox import Outbox
 from .permissions import refused
 from .properties import Stashed
 from .registry import Handler
+from .timeouts import CLOSE_TIMEOUT as CLOSE_TIMEOUT
+from .timeouts import ConsumerTimeouts, Opened, bounded, close_channel
 from .wire_transport import wire_of
 
 log = logging.getLogger(__name__)
-
-#: Seconds a channel close may take once the grace time is over (handlers that ignore their
-#: cancellation would otherwise hold it forever).
-CLOSE_TIMEOUT = 1.0
 
 # What a handler may raise that is not a failure of the message: the process is stopping.
 _STOP_PROCESS = (KeyboardInterrupt, SystemExit)
@@ -74,6 +75,7 @@ class QueueConsumer:
         config: QueueConfig,
         retry: RetryConfig,
         hooks: HookSet | None = None,
+        timeouts: ConsumerTimeouts | None = None,
     ) -> None:
         self.channel = channel
         self.queue = queue
@@ -81,6 +83,11 @@ class QueueConsumer:
         self._config = config
         self._retry = retry
         self._max_body = config.max_body_size
+        self._limit = config.handler_timeout
+        #: The consume's memory of consumer timeouts (it outlives this channel).
+        self.timeouts = timeouts if timeouts is not None else ConsumerTimeouts()
+        #: Deliveries being handled, in arrival order; one cut off by the channel's close stays.
+        self._opened: dict[int, Opened] = {}
         self._user: str | None = channel.connection.url.user
         self._hooks = hooks
         self._outbox = Outbox(channel.connection, queue, retry.retry_delay_seconds, hooks)
@@ -102,12 +109,18 @@ class QueueConsumer:
     async def start(self) -> None:
         """Set the prefetch count and start the broker consumer."""
         self.channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
+        self.channel.closing.add_done_callback(self._on_close)
         await self.channel.basic_qos(prefetch_count=self._config.prefetch_count)
         try:
             ok = await self.channel.basic_consume(self.queue, self.on_message)
         except aiormq.exceptions.ChannelAccessRefused as exc:
             raise refused(exc, "consume", queue=self.queue) from None
         self._consumer_tag = ok.consumer_tag
+
+    def _on_close(self, closing: asyncio.Future[Any]) -> None:
+        reason = None if closing.cancelled() else closing.exception()
+        if reason is not None:
+            self.timeouts.channel_closed(reason, self.queue, self._opened, time.monotonic())
 
     def _on_broker_cancel(self, _: Any) -> None:
         self._break("the broker cancelled the consumer")
@@ -125,12 +138,14 @@ class QueueConsumer:
         if self._stopping:
             return  # left open and unacked: redelivered after the channel closes
         self._in_flight += 1
+        self._opened[tag] = (time.monotonic(), message)
         try:
             if self._hooks is None:
                 await self._route(message, tag, stashed, None)
             else:
                 record = self._hooks.delivery(self.queue, message)
                 await record.around(self._route(message, tag, stashed, record))
+            del self._opened[tag]  # not reached when cut off: see ``_on_close``
         finally:
             self._in_flight -= 1
             if not self._in_flight and self._drained is not None and not self._drained.done():
@@ -143,13 +158,19 @@ class QueueConsumer:
             # pamqp could not decode it: what the handler would get is a stand-in.
             problem = InvalidMessage(f"the message could not be decoded: {stashed.problem}")
             return self._fail(message, tag, problem, stashed, record)
+        if message.delivery.redelivered and self.timeouts:  # type: ignore[union-attr]
+            overdue = self.timeouts.overdue(message, self.queue)
+            if overdue is not None:
+                return self._fail(message, tag, overdue, stashed, record)
         return self._handle(message, tag, stashed, record)
 
     async def _handle(
         self, message: DeliveredMessage, tag: int, stashed: Stashed | None, record: Record
     ) -> Outcome:
         try:
-            result = await dispatch(self._handlers, message, self._max_body, record)
+            running = dispatch(self._handlers, message, self._max_body, record)
+            limit = self._limit
+            result = await (running if limit is None else bounded(running, limit, self.queue))
         except _STOP_PROCESS:
             raise  # left unacked: the process is going down, the broker redelivers
         except asyncio.CancelledError:
@@ -232,19 +253,5 @@ class QueueConsumer:
             )
         if not self.channel.is_closed:
             await self._acks.flush()  # what finished is acked, even past the grace time
-            await self._close()
+            await close_channel(self.channel, self.queue, lambda: self._in_flight)
         await self._outbox.close()
-
-    async def _close(self) -> None:
-        # aiormq sends channel.close first and then waits for the delivery tasks it cancelled:
-        # a handler that swallows its cancellation would hold that wait forever.
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await self.channel.close()
-        except TimeoutError:
-            log.error(
-                "%d handler(s) on queue %r ignored their cancellation; abandoned (they may "
-                "still run); their messages were not acked and go back to the queue",
-                self._in_flight,
-                self.queue,
-            )

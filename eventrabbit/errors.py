@@ -14,6 +14,8 @@ means something::
     │   ├── PublishTimeout (TimeoutError)    no confirm came within the timeout
     │   └── ChannelLost                      the channel closed before the confirm
     ├── InvalidMessage                       a body eventrabbit cannot handle (dead-lettered)
+    ├── HandlerTimeout (TimeoutError)        a handler ran past ``handler_timeout`` (retried)
+    ├── ConsumerTimeout                      a message the broker's consumer_timeout took back
     ├── InvalidData (TypeError)              a value that does not fit its type annotation
     │   └── InvalidResult                    a result that does not fit: nothing was published
     └── RPCError                             an RPC call that returned no result
@@ -114,6 +116,30 @@ class InvalidMessage(EventRabbitError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class HandlerTimeout(EventRabbitError, TimeoutError):
+    """A handler ran longer than its queue's ``QueueConfig.handler_timeout`` and was cancelled.
+
+    A failure like any the handler raises: the message is retried, then dead-lettered, with
+    this in ``x-eventrabbit-error``.
+    """
+
+    def __init__(self, message: str, *, queue: str, seconds: float) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.seconds = seconds
+
+
+class ConsumerTimeout(EventRabbitError):
+    """A message was still being handled when the broker's ``consumer_timeout`` closed the
+    channel, ``times`` times; it is dead-lettered instead of being handled again.
+    """
+
+    def __init__(self, message: str, *, queue: str, times: int) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.times = times
 
 
 class InvalidData(EventRabbitError, TypeError):

@@ -22,7 +22,8 @@ re-published to its exchange (other bound queues would see it twice). Instead:
    failure may be handled twice, never lost.
 
 Bad input (:class:`~eventrabbit.errors.InvalidMessage`) is dead-lettered at once: retrying
-cannot fix a body.
+cannot fix a body. So is a message the broker's consumer timeout took back too often
+(:class:`~eventrabbit.errors.ConsumerTimeout`): its retries would close channels too.
 
 Everything written into a copy is bounded, so that no message can make its own copy too large
 for a frame: a reason is cut to :data:`MAX_REASON_BYTES`, and a retry count at
@@ -38,7 +39,7 @@ from typing import Any
 from pamqp import commands as spec
 
 from .common import QueueResponse, RetryConfig
-from .errors import InvalidMessage
+from .errors import ConsumerTimeout, InvalidMessage
 from .topology import dead_letter_queue_name, delay_queue_name
 
 #: How many retries this copy of a message is (0 or absent on the first delivery).
@@ -54,7 +55,8 @@ MAX_REASON_BYTES = 2048
 #: The highest ``x-retry-count`` a copy carries; a message that claims more is dead-lettered
 #: (``-1`` retries forever, but 2**31 - 1 retries are 340 years at one a second).
 MAX_RETRY_COUNT = 2**31 - 1
-#: Headers the broker owns; copies must not carry them (they describe the old copy).
+#: Headers the broker owns; copies must not carry them (they describe the old copy): its
+#: dead-letter history, a quorum queue's delivery count and (from RabbitMQ 4.3) acquired count.
 BROKER_HEADERS = frozenset(
     {
         "x-death",
@@ -65,6 +67,7 @@ BROKER_HEADERS = frozenset(
         "x-last-death-queue",
         "x-last-death-reason",
         "x-delivery-count",
+        "x-acquired-count",
     }
 )
 
@@ -159,7 +162,7 @@ def decide(
     """Retry or dead-letter a message whose handling raised ``exc``."""
     done = retry_count(headers)
     reason = describe(exc)
-    if isinstance(exc, InvalidMessage):
+    if isinstance(exc, InvalidMessage | ConsumerTimeout):
         return DeadLetter(reason, done)
     if done >= MAX_RETRY_COUNT:
         return DeadLetter(f"x-retry-count is at its limit ({MAX_RETRY_COUNT}): {reason}", done)

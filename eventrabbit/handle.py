@@ -129,7 +129,9 @@ class Handle:
         connection = await self._pool.get(urls)
         channel = await connection.channel(publisher_confirms=True)
         handlers, retry = self.registry.handlers, self.retry_config
-        consumer = QueueConsumer(channel, target.queue_name, handlers, config, retry, self.hooks)
+        consumer = QueueConsumer(
+            channel, target.queue_name, handlers, config, retry, self.hooks, run.timeouts
+        )
         unwatch = (
             watch_blocked(connection, lambda why: self._blocked(run, why)) if self.hooks else None
         )

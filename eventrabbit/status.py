@@ -11,6 +11,7 @@ from typing import Any
 
 from .common import ConsumeChannel
 from .connection import censor
+from .timeouts import ConsumerTimeouts
 
 
 @dataclass(slots=True, frozen=True)
@@ -24,6 +25,8 @@ class ConsumerStatus:
     :param reconnects: how often it started again after losing its channel or connection.
     :param last_error: the last fault it met, or what ended it; ``None`` if none.
     :param ended: it has stopped for good (``last_error`` says why).
+    :param consumer_timeouts: how often the broker's ``consumer_timeout`` closed its channel
+        (a handler held a delivery too long: see ``QueueConfig.handler_timeout``).
     """
 
     queue: str
@@ -33,6 +36,7 @@ class ConsumerStatus:
     reconnects: int
     last_error: str | None
     ended: bool
+    consumer_timeouts: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -46,6 +50,8 @@ class Run:
     last_error: str | None = None
     failure: BaseException | None = None
     cancelled: bool = False
+    #: What the broker's consumer timeout took back, over the channels of this run.
+    timeouts: ConsumerTimeouts = field(default_factory=ConsumerTimeouts, repr=False)
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
 
     def started(self) -> None:
@@ -75,6 +81,7 @@ class Run:
             reconnects=max(0, self.starts - 1),
             last_error=self.last_error,
             ended=self.failure is not None,
+            consumer_timeouts=self.timeouts.closes,
         )
 
 

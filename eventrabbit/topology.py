@@ -1,17 +1,21 @@
 """Queue names, declare arguments, and the declare itself.
 
-The names and arguments are pure functions, decided in one place and tested alone.
-
-Each work queue ``q`` has two companions:
+The names and arguments are pure functions, decided in one place and tested alone. Each work
+queue ``q`` has two companions:
 
 - ``q.delay`` holds retry copies for ``retry_delay_seconds`` (its message TTL), then
   dead-letters them through the default exchange back into ``q`` — only ``q``, so other queues
   bound to the same fanout exchange never see a retry.
 - ``q.dlq`` holds what failed for good and what could not be read.
 
-Declaring never retries what cannot work: a clash with what exists (406), a missing exchange
-(404) or a permission the broker refuses (403, see :mod:`eventrabbit.permissions`) is a
-:class:`TopologyError` naming the queue or exchange, and for a refusal the permission.
+Every quorum work queue dead-letters into ``q.dlq``: from RabbitMQ 4.0 a quorum queue has a
+delivery limit (20) even when none is set, and without a dead-letter target the broker drops
+what exceeds it. Only the arguments asked for are sent: never ``x-queue-mode``,
+``x-queue-version`` or mirroring arguments (RabbitMQ 4.x refuses them).
+
+Declaring never retries what cannot work: a clash or a limit (406), a missing exchange (404),
+a permission (403) or a refusal that closes the connection (:mod:`eventrabbit.permissions`)
+is a :class:`TopologyError` naming the queue or exchange and the broker's reason.
 """
 
 from __future__ import annotations
@@ -22,14 +26,21 @@ from typing import Any
 
 import aiormq
 import aiormq.abc
-from pamqp import commands as spec
 
 from .checks import DEAD_LETTER_SUFFIX as DEAD_LETTER_SUFFIX
 from .checks import DELAY_SUFFIX as DELAY_SUFFIX
 from .checks import milliseconds
 from .common import ConsumeChannel, QueueConfig, RetryConfig
 from .errors import TopologyError
-from .permissions import refused
+from .permissions import (
+    CONNECTION_REFUSALS,
+    check_default_exchange_write,
+    connection_refused,
+    declare_refused,
+    refused,
+)
+from .permissions import WRITE_CHECK_TYPE as WRITE_CHECK_TYPE
+from .quorum import declare_quorum_queue
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +48,6 @@ log = logging.getLogger(__name__)
 DEFAULT_EXCHANGE = ""
 #: RabbitMQ's pseudo-queue for direct reply-to: consume it for replies, name it in reply_to.
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-#: The ``type`` property of the empty message that checks, when consuming starts, that the
-#: user may write to the default exchange. It has routing key ``""``, which names no queue.
-WRITE_CHECK_TYPE = "eventrabbit.write-check"
 
 # A 406 for an exchange names the first setting that differs; RabbitMQ compares the type first
 # (rabbit_exchange:assert_equivalence: type, durable, auto_delete, internal, arguments).
@@ -66,14 +74,16 @@ def _type_arguments(config: QueueConfig | None) -> dict[str, Any]:
 def work_queue_arguments(queue: str, config: QueueConfig | None = None) -> dict[str, Any]:
     """Only what was asked for, so queues declared plain elsewhere are reused as they are.
 
-    A quorum queue with a ``delivery_limit`` dead-letters what exceeds it into ``queue.dlq``
-    (without a dead-letter target RabbitMQ would drop those messages).
+    A quorum queue dead-letters what exceeds its delivery limit into ``queue.dlq`` — the
+    ``delivery_limit`` set, or RabbitMQ 4.0's default of 20 (without a dead-letter target the
+    broker would drop those messages).
     """
     arguments = _type_arguments(config)
-    if config is not None and config.delivery_limit is not None:
-        arguments["x-delivery-limit"] = config.delivery_limit
+    if arguments.get("x-queue-type") == "quorum":
         arguments["x-dead-letter-exchange"] = DEFAULT_EXCHANGE
         arguments["x-dead-letter-routing-key"] = dead_letter_queue_name(queue)
+    if config is not None and config.delivery_limit is not None:
+        arguments["x-delivery-limit"] = config.delivery_limit
     return arguments
 
 
@@ -108,21 +118,40 @@ async def declare(
 
     Idempotent, so it is replayed as is after every reconnect.
 
-    :raises TopologyError: a clash with what exists (406), a missing exchange (404), or a
-        permission the broker refuses (403).
+    :raises TopologyError: a clash with what exists or a limit (406), a missing exchange
+        (404), a permission the broker refuses (403), or a refusal that closed the connection.
     """
+    try:
+        await _declare(channel, target, config, retry)
+    except CONNECTION_REFUSALS as exc:
+        raise connection_refused(exc, queue=target.queue_name) from None
+
+
+async def _declare(
+    channel: aiormq.abc.AbstractChannel,
+    target: ConsumeChannel,
+    config: QueueConfig,
+    retry: RetryConfig,
+) -> None:
     queue = target.queue_name
     exchange = target.exchange_name
     if exchange:
         await _declare_exchange(channel, target, exchange)
     durable = config.durable
-    await _declare_queue(channel, queue, durable, work_queue_arguments(queue, config), queue=queue)
+    if config.queue_type == "quorum":
+        arguments = work_queue_arguments(queue, config)
+        reuse = config.delivery_limit is None  # an older eventrabbit's queue, without target
+        await declare_quorum_queue(channel, queue, arguments, reuse_without_target=reuse)
+    else:
+        await _declare_queue(
+            channel, queue, durable, work_queue_arguments(queue, config), queue=queue
+        )
     if retry.max_retries != 0:
         delay = delay_queue_arguments(queue, retry.retry_delay_seconds, config)
         await _declare_queue(channel, delay_queue_name(queue), durable, delay, queue=queue)
     dead_letters = dead_letter_queue_arguments(config)
     await _declare_queue(channel, dead_letter_queue_name(queue), durable, dead_letters, queue=queue)
-    await _check_default_exchange_write(channel, queue)
+    await check_default_exchange_write(channel, queue)
     if exchange:
         for key in target.routing_keys():
             try:
@@ -191,36 +220,10 @@ async def _declare_queue(
     try:
         await channel.queue_declare(name, durable=durable, arguments=arguments or None)
     except aiormq.exceptions.ChannelPreconditionFailed as exc:
-        raise TopologyError(
-            f"queue {name!r} exists with other arguments than eventrabbit declares ({exc}); "
-            "delete it or consume it with matching settings",
-            queue=name,
-        ) from None
+        raise declare_refused(exc, name, queue=queue) from None
     except aiormq.exceptions.ChannelAccessRefused as exc:
         # A queue that dead-letters also needs read permission on itself (and write on the
         # dead-letter exchange, which the reply names); the reply does not say which.
         dead_letters = bool(arguments and "x-dead-letter-exchange" in arguments)
         permission = "configure or read" if dead_letters else "configure"
         raise refused(exc, "declare", queue=queue, permission=permission) from None
-
-
-async def _check_default_exchange_write(channel: aiormq.abc.AbstractChannel, queue: str) -> None:
-    """Publish an empty message that no queue receives, to learn now rather than at the first
-    failed message whether the user may write to the default exchange.
-
-    RabbitMQ checks that permission only when a message is published, and a refusal then
-    would close the channel with the failed message still unacked.
-    """
-    if not isinstance(channel, aiormq.Channel):
-        # Only RabbitMQ has permissions to refuse; a stand-in such as eventrabbit.testing's
-        # in-memory channel would just record a message that went nowhere.
-        return
-    try:
-        await channel.basic_publish(
-            b"",
-            exchange=DEFAULT_EXCHANGE,
-            routing_key="",  # no queue has an empty name: the message goes nowhere
-            properties=spec.Basic.Properties(message_type=WRITE_CHECK_TYPE),
-        )
-    except aiormq.exceptions.ChannelAccessRefused as exc:
-        raise refused(exc, "publish", queue=queue) from None

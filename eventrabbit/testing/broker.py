@@ -24,6 +24,7 @@ from .exchanges import Exchange
 from .flow import MessageFlow
 from .messages import Message, StoredMessage, body_of
 from .queues import MemoryQueue
+from .refusals import DEPRECATED_FEATURES
 from .routing import Binding
 from .topology import Topology
 
@@ -235,6 +236,15 @@ class MemoryBroker:
         Unacked messages go back to their queues; eventrabbit's consumers reconnect.
         """
         self.connections.drop_all()
+
+    def deny(self, *features: str) -> None:
+        """Refuse deprecated features as RabbitMQ 4.3 does by default:
+        ``"transient_nonexcl_queues"`` (a non-durable, non-exclusive queue's declare closes the
+        connection, 541) and ``"global_qos"`` (``basic.qos`` with ``global``)."""
+        unknown = set(features) - DEPRECATED_FEATURES
+        if unknown:
+            raise ValueError(f"not a deprecated feature: {sorted(unknown)}")
+        self.topology.denied.update(features)
 
     def reset(self) -> None:
         """Drop every connection and forget every queue, exchange and published message."""

@@ -39,7 +39,7 @@ from .deliveries import Deliveries, resume
 from .guard import Guard
 from .publishing import Publishing
 from .queues import Consumer, Outcome
-from .refusals import precondition_failed
+from .refusals import GLOBAL_QOS, deprecated, precondition_failed
 from .reply_to import ChannelReplyTo
 
 
@@ -129,6 +129,8 @@ class MemoryChannel(Closable):
     ) -> spec.Basic.QosOk:
         """Limit unacked messages: per new consumer, or per channel with ``global_``."""
         self.guard.check_open()
+        if global_ and GLOBAL_QOS in self.broker.topology.denied:
+            self.guard(_refuse, deprecated(GLOBAL_QOS))
         if global_:
             self.deliveries.global_prefetch = prefetch_count or 0
         else:
@@ -240,3 +242,8 @@ class MemoryChannel(Closable):
         self.shutdown(ChannelClosed(None, None))
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+
+def _refuse(refusal: BaseException) -> None:
+    """Raise ``refusal``: through the guard, it closes what RabbitMQ's would."""
+    raise refusal

@@ -14,8 +14,16 @@ from aiormq.exceptions import (
     ChannelLockedResource,
     ChannelNotFoundEntity,
     ChannelPreconditionFailed,
+    ConnectionInternalError,
     ConnectionNotImplemented,
 )
+
+#: RabbitMQ's deprecated features that 4.3 denies by default and the in-memory broker can deny
+#: too (:meth:`~eventrabbit.testing.MemoryBroker.deny`): non-durable, non-exclusive queues and
+#: ``basic.qos`` with ``global``.
+TRANSIENT_NONEXCL_QUEUES = "transient_nonexcl_queues"
+GLOBAL_QOS = "global_qos"
+DEPRECATED_FEATURES = frozenset({TRANSIENT_NONEXCL_QUEUES, GLOBAL_QOS})
 
 
 def not_found(kind: str, name: str) -> ChannelNotFoundEntity:
@@ -45,6 +53,14 @@ def locked(queue: str) -> ChannelLockedResource:
 def precondition_failed(reason: str) -> ChannelPreconditionFailed:
     """406, for ``reason``."""
     return ChannelPreconditionFailed(f"PRECONDITION_FAILED - {reason}")
+
+
+def deprecated(feature: str) -> ConnectionInternalError:
+    """541, which closes the connection: a deprecated feature denied, in RabbitMQ 4.3's words."""
+    return ConnectionInternalError(
+        f"INTERNAL_ERROR - Feature `{feature}` is deprecated.\n"
+        "By default, this feature is not permitted anymore."
+    )
 
 
 def not_implemented(what: str) -> ConnectionNotImplemented:

@@ -18,7 +18,9 @@ from .changes import Changes
 from .exchanges import Exchanges
 from .queues import Consumer, DeadLetterHook, MemoryQueue
 from .refusals import (
+    TRANSIENT_NONEXCL_QUEUES,
     default_exchange_refused,
+    deprecated,
     locked,
     not_found,
     not_implemented,
@@ -42,6 +44,8 @@ class Topology:
         self.exchanges = Exchanges()
         self.queues: dict[str, MemoryQueue] = {}
         self.replies = ReplyRoutes()
+        #: Deprecated features refused as RabbitMQ 4.3 refuses them (see ``refusals``).
+        self.denied: set[str] = set()
 
     def clear(self) -> None:
         """Forget every queue, exchange and reply address; only the ``amq.*`` exchanges stay."""
@@ -147,6 +151,8 @@ class Topology:
             raise reserved("queue", name)
         elif arguments.get("x-queue-type") == "stream":
             raise not_implemented("stream queues (x-queue-type 'stream')")
+        elif not durable and not exclusive and TRANSIENT_NONEXCL_QUEUES in self.denied:
+            raise deprecated(TRANSIENT_NONEXCL_QUEUES)
         elif arguments.get("x-queue-type") == "quorum" and not durable:
             raise precondition_failed(f"invalid property 'non-durable' for queue '{name}'")
         owner = by if exclusive else None

@@ -173,8 +173,10 @@ class RabbitNode:
             f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
             "loopback_users = none\n"
             "log.console = false\n"
-            "log.file.level = info\n"
+            "log.file.level = info\n" + "".join(f"{line}\n" for line in cluster.config)
         )
+        if cluster.advanced is not None:
+            (self.root / "advanced.config").write_text(cluster.advanced)
         self.pid_file = self.root / f"{self.name}.pid"
         self._process: subprocess.Popen[bytes] | None = None
         self._paused = False
@@ -412,9 +414,24 @@ class RabbitCluster:
     Use as a context manager, or call :meth:`close` (it is safe after any failure).
     """
 
-    def __init__(self, size: int = 1, *, label: str = "faults") -> None:
+    def __init__(
+        self,
+        size: int = 1,
+        *,
+        label: str = "faults",
+        config: Sequence[str] = (),
+        advanced: str | None = None,
+    ) -> None:
+        """:param config: more ``rabbitmq.conf`` lines for every node (``consumer_timeout =
+            2000``).
+        :param advanced: the ``advanced.config`` of every node, an Erlang term
+            (``[{rabbit, [{channel_tick_interval, 100}]}].``): for settings ``rabbitmq.conf``
+            has no key for.
+        """
         if size < 1:
             raise ValueError("a cluster has one node or more")
+        self.config = tuple(config)
+        self.advanced = advanced
         self.sbin = find_sbin()
         self.epmd = find_erlang_tool("epmd")
         self.prefix = f"evr-{label}-{secrets.token_hex(3)}"

@@ -8,8 +8,10 @@ import eventrabbit
 from eventrabbit.errors import (
     BrokerUnavailable,
     ConfigurationError,
+    ConsumerTimeout,
     DuplicateHandlerError,
     EventRabbitError,
+    HandlerTimeout,
     InvalidMessage,
     PublishError,
     PublishTimeout,
@@ -36,6 +38,8 @@ from eventrabbit.errors import (
             PublishTimeout, (PublishError, EventRabbitError, TimeoutError), id="publish-timeout"
         ),
         pytest.param(InvalidMessage, (EventRabbitError,), id="invalid-message"),
+        pytest.param(HandlerTimeout, (EventRabbitError, TimeoutError), id="handler-timeout"),
+        pytest.param(ConsumerTimeout, (EventRabbitError,), id="consumer-timeout"),
         pytest.param(RPCError, (EventRabbitError,), id="rpc"),
         pytest.param(RPCTimeout, (RPCError, EventRabbitError, TimeoutError), id="rpc-timeout"),
         pytest.param(RemoteError, (RPCError, EventRabbitError), id="remote"),
@@ -55,6 +59,8 @@ def test_exception_tree(cls: type[Exception], bases: tuple[type[BaseException], 
         pytest.param(PublishError, ConnectionError, id="publish-not-connection-error"),
         pytest.param(RemoteError, TimeoutError, id="remote-not-timeout"),
         pytest.param(RPCTimeout, PublishError, id="rpc-timeout-not-publish-error"),
+        pytest.param(ConsumerTimeout, TimeoutError, id="consumer-timeout-not-a-timeout-error"),
+        pytest.param(HandlerTimeout, RPCError, id="handler-timeout-not-rpc-error"),
     ],
 )
 def test_exception_tree_does_not_over_mix(cls: type[Exception], not_a: type[BaseException]) -> None:

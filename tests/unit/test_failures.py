@@ -187,6 +187,7 @@ def test_broker_headers_are_exactly_the_brokers() -> None:
                 "x-last-death-queue",
                 "x-last-death-reason",
                 "x-delivery-count",
+                "x-acquired-count",  # RabbitMQ 4.3
             }
         )
         == BROKER_HEADERS

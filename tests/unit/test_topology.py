@@ -56,9 +56,57 @@ def test_work_queue_arguments_are_a_fresh_dict_each_time() -> None:
 @pytest.mark.parametrize("queue_type", ["classic", "quorum"])
 def test_queue_type_is_declared_when_asked(queue_type: str) -> None:
     config = QueueConfig(queue_type=queue_type)
-    assert work_queue_arguments("orders", config) == {"x-queue-type": queue_type}
+    assert work_queue_arguments("orders", config)["x-queue-type"] == queue_type
     assert dead_letter_queue_arguments(config) == {"x-queue-type": queue_type}
     assert delay_queue_arguments("orders", 1, config)["x-queue-type"] == queue_type
+
+
+def test_a_classic_work_queue_gets_only_its_type() -> None:
+    assert work_queue_arguments("orders", QueueConfig(queue_type="classic")) == {
+        "x-queue-type": "classic"
+    }
+
+
+def test_every_quorum_work_queue_dead_letters_into_the_dlq() -> None:
+    # RabbitMQ 4.0+ gives every quorum queue a delivery limit of 20: without a target, what
+    # exceeds it would be dropped.
+    assert work_queue_arguments("orders", QueueConfig(queue_type="quorum")) == {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "orders.dlq",
+    }
+
+
+#: Arguments RabbitMQ 4.x refuses or ignores: classic queue v1 and its mode, mirroring, the
+#: master locator (4.3 denies it).
+DEPRECATED_ARGUMENTS = {
+    "x-queue-mode",
+    "x-queue-version",
+    "x-queue-master-locator",
+    "x-ha-policy",
+    "x-ha-nodes",
+    "x-ha-params",
+}
+CONFIGS = [
+    None,
+    QueueConfig(),
+    QueueConfig(durable=False),
+    QueueConfig(queue_type="classic"),
+    QueueConfig(queue_type="quorum"),
+    QueueConfig(queue_type="quorum", delivery_limit=3),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_no_argument_rabbitmq_4_refuses_is_ever_declared(config: QueueConfig | None) -> None:
+    declared = (
+        work_queue_arguments("orders", config),
+        delay_queue_arguments("orders", 1, config),
+        dead_letter_queue_arguments(config),
+    )
+    for arguments in declared:
+        assert not DEPRECATED_ARGUMENTS & arguments.keys(), arguments
+        assert not any(key.startswith("x-ha-") for key in arguments), arguments
 
 
 def test_quorum_delivery_limit_dead_letters_into_the_dlq() -> None:
