@@ -9,6 +9,7 @@ from __future__ import annotations
 from .annotations import Unchecked
 from .asyncapi import asyncapi, asyncapi_json, asyncapi_yaml
 from .build import build_event_dependencies
+from .bulk import BulkResult, ItemResult
 from .common import (
     ConsumeChannel,
     ExchangeType,
@@ -60,6 +61,7 @@ from .status import ConsumerStatus
 __all__ = [
     "AccessRefused",
     "BrokerUnavailable",
+    "BulkResult",
     "Call",
     "ChannelLost",
     "ConfigurationError",
@@ -81,6 +83,7 @@ __all__ = [
     "InvalidData",
     "InvalidMessage",
     "InvalidResult",
+    "ItemResult",
     "Outcome",
     "Publish",
     "PublishError",

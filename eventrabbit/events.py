@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from .annotations import result_shape
+from .bulk import DEFAULT_WINDOW, BulkResult, publish_many
 from .errors import ConfigurationError
 from .publisher import Publisher
 from .registry import Handler, Registry, result_check
@@ -114,6 +115,28 @@ class Events:
         """Publish one event without a decorator; returns its message id."""
         return await self.publisher.publish_event(
             exchange_name, action, data, routing_key=key, mandatory=mandatory
+        )
+
+    async def publish_many(
+        self,
+        exchange_name: str,
+        action: str,
+        items: Iterable[Any],
+        key: str = "",
+        *,
+        mandatory: bool = False,
+        window: int = DEFAULT_WINDOW,
+    ) -> BulkResult:
+        """Publish one event per item, ``window`` confirmed publishes in flight at once; every
+        item is accounted for in the result (see :mod:`eventrabbit.bulk`)."""
+        return await publish_many(
+            self.publisher,
+            exchange_name,
+            action,
+            items,
+            key=key,
+            mandatory=mandatory,
+            window=window,
         )
 
     async def call(
