@@ -35,6 +35,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("publish_seq_cpu_us", "publish sequential CPU", "µs/msg", False, headline=True),
     Metric("publish_conc_msgs_s", "publish concurrent x100", "msgs/s", True, headline=True),
     Metric("publish_conc_cpu_us", "publish concurrent CPU", "µs/msg", False, headline=True),
+    Metric("publish_bulk_msgs_s", "publish pipelined (publish_many)", "msgs/s", True),
+    Metric("publish_bulk_cpu_us", "publish pipelined CPU", "µs/msg", False),
     Metric("rpc_p50_ms", "RPC p50", "ms", False, headline=True),
     Metric("rpc_p99_ms", "RPC p99", "ms", False),
     Metric("rpc_cpu_us", "RPC CPU (caller + server)", "µs/call", False, headline=True),

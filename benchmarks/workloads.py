@@ -119,6 +119,28 @@ async def publish_concurrent(client: Client, settings: Settings) -> Figures:
     return await _publish(client, settings, concurrent=True)
 
 
+async def publish_bulk(client: Client, settings: Settings) -> Figures:
+    """Pipelined confirmed publishing (``publish_many``; the raw loop's window of tasks)."""
+    if client.bulk_publisher is None:
+        return {}
+    n = settings.publish_n * 4  # long enough that the window's fill and drain do not dominate
+    async with admin(settings.url) as adm:
+        queue = unique_queue(client.name, "publish_bulk")
+        await adm.declare(queue)
+        try:
+            async with client.bulk_publisher(settings.url, queue) as publish_all:
+                await publish_all(WARMUP)
+                started, cpu = time.perf_counter(), time.process_time()
+                await publish_all(n)
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            landed = await adm.ready_count(queue)
+        finally:
+            await adm.delete(queue)
+    if landed != n + WARMUP:
+        raise WorkloadError(f"{landed} of {n + WARMUP} published messages reached the queue")
+    return {"publish_bulk_msgs_s": n / elapsed, "publish_bulk_cpu_us": cpu / n * 1e6}
+
+
 async def rpc(client: Client, settings: Settings) -> Figures:
     """Sequential request/reply over direct reply-to: latency percentiles and CPU per call."""
     n = settings.rpc_n
@@ -158,6 +180,6 @@ async def _checked(call: Callable[[int], Awaitable[object]], i: int) -> None:
 #: The workloads run in rounds, by the name ``--workloads`` uses.
 ROUND_WORKLOADS: dict[str, tuple[Workload, ...]] = {
     "consume": (consume,),
-    "publish": (publish_sequential, publish_concurrent),
+    "publish": (publish_sequential, publish_concurrent, publish_bulk),
     "rpc": (rpc,),
 }

@@ -20,6 +20,10 @@ PublisherFactory = Callable[[str, str], AbstractAsyncContextManager[PublishFn]]
 #: Serves requests on ``queue`` while open: replies ``{"i": i}`` to ``reply_to``.
 ServerFactory = Callable[[str, str, int], AbstractAsyncContextManager[None]]
 CallerFactory = Callable[[str, str], AbstractAsyncContextManager[CallFn]]
+#: Publishes events ``range(n)`` pipelined (many confirms outstanding) and returns once every
+#: one is confirmed.
+BulkFn = Callable[[int], Awaitable[Any]]
+BulkFactory = Callable[[str, str], AbstractAsyncContextManager[BulkFn]]
 
 
 @dataclass(slots=True, frozen=True)
@@ -35,6 +39,8 @@ class Client:
     publisher: PublisherFactory
     rpc_server: ServerFactory
     rpc_client: CallerFactory
+    #: Pipelined bulk publishing, for clients that have it (the bulk workload skips others).
+    bulk_publisher: BulkFactory | None = None
 
     def version(self) -> str:
         """The installed version of :attr:`package`."""

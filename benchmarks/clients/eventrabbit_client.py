@@ -18,7 +18,7 @@ from eventrabbit.common import ConsumeChannel
 
 from ..settings import ACTION
 from ..tally import Tally
-from .base import CallFn, Client, PublishFn, reply_data
+from .base import BulkFn, CallFn, Client, PublishFn, reply_data
 
 #: The default exchange: route by queue name.
 DEFAULT_EXCHANGE = ""
@@ -124,6 +124,26 @@ async def rpc_client(
         await events.close()
 
 
+@asynccontextmanager
+async def bulk_publisher(
+    url: str, queue: str, hooks: HooksFactory = _no_hooks
+) -> AsyncIterator[BulkFn]:
+    """``events.publish_many`` of ``range(n)`` to ``queue`` (default window)."""
+    events, handle = _build(url, hooks)
+
+    async def publish_all(n: int) -> None:
+        result = await events.publish_many(
+            DEFAULT_EXCHANGE, ACTION, ({"i": i, "name": "x"} for i in range(n)), key=queue
+        )
+        if not result.ok:
+            raise RuntimeError(f"{len(result.failed)} of {n} not published: {result.failed[0]}")
+
+    try:
+        yield publish_all
+    finally:
+        await handle.close()
+
+
 CLIENT = Client(
     name="eventrabbit",
     package="eventrabbit",
@@ -131,6 +151,7 @@ CLIENT = Client(
     publisher=publisher,
     rpc_server=rpc_server,
     rpc_client=rpc_client,
+    bulk_publisher=bulk_publisher,
 )
 
 
@@ -143,4 +164,5 @@ def hooked(name: str, hooks: HooksFactory) -> Client:
         publisher=lambda url, queue: publisher(url, queue, hooks),
         rpc_server=lambda url, queue, prefetch: rpc_server(url, queue, prefetch, hooks),
         rpc_client=lambda url, queue: rpc_client(url, queue, hooks),
+        bulk_publisher=lambda url, queue: bulk_publisher(url, queue, hooks),
     )

@@ -23,7 +23,7 @@ from pamqp import commands as spec
 from ..broker import event_body
 from ..settings import ACTION
 from ..tally import Tally
-from .base import CallFn, Client, PublishFn, reply_data
+from .base import BulkFn, CallFn, Client, PublishFn, reply_data
 
 #: RabbitMQ's direct reply-to pseudo-queue.
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -122,6 +122,39 @@ async def publisher(url: str, queue: str) -> AsyncIterator[PublishFn]:
         await connection.close()
 
 
+#: Confirms outstanding at once in the pipelined loop (as ``publish_many``'s default window).
+WINDOW = 256
+
+
+@asynccontextmanager
+async def bulk_publisher(url: str, queue: str) -> AsyncIterator[BulkFn]:
+    """Publish ``range(n)`` with up to :data:`WINDOW` confirms outstanding: a task per publish
+    awaiting its confirm, a semaphore for the window — the hand-written pipelining loop."""
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        basic_publish = channel.basic_publish
+
+        async def publish_all(n: int) -> None:
+            window = asyncio.Semaphore(WINDOW)
+
+            async def one(i: int) -> None:
+                try:
+                    await basic_publish(event_body(i), routing_key=queue, properties=_PERSISTENT)
+                finally:
+                    window.release()
+
+            tasks = []
+            for i in range(n):
+                await window.acquire()
+                tasks.append(asyncio.create_task(one(i)))
+            await asyncio.gather(*tasks)
+
+        yield publish_all
+    finally:
+        await connection.close()
+
+
 @asynccontextmanager
 async def rpc_client(url: str, queue: str) -> AsyncIterator[CallFn]:
     """Call the server on ``queue`` over direct reply-to."""
@@ -166,4 +199,5 @@ CLIENT = Client(
     publisher=publisher,
     rpc_server=rpc_server,
     rpc_client=rpc_client,
+    bulk_publisher=bulk_publisher,
 )
