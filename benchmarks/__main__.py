@@ -17,7 +17,7 @@ from .suite import Results, log, run_memory, run_rounds
 
 #: Where results go unless ``--out`` says otherwise.
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
-WORKLOADS = ("consume", "publish", "rpc", "memory")
+WORKLOADS = ("consume", "publish", "rpc", "latency", "memory")
 #: Who the memory workload measures under ``--quick`` (unless ``--memory-clients`` says).
 QUICK_MEMORY_CLIENTS = (REFERENCE, "eventrabbit")
 

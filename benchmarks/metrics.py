@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .settings import LATENCY_RATES
+
 #: A round's figures for one client in one workload, keyed by :attr:`Metric.key`.
 Figures = dict[str, float]
 
@@ -37,6 +39,16 @@ METRICS: tuple[Metric, ...] = (
     Metric("publish_conc_cpu_us", "publish concurrent CPU", "µs/msg", False, headline=True),
     Metric("publish_bulk_msgs_s", "publish pipelined (publish_many)", "msgs/s", True),
     Metric("publish_bulk_cpu_us", "publish pipelined CPU", "µs/msg", False),
+    *(
+        metric
+        for rate in LATENCY_RATES
+        for metric in (
+            Metric(f"lat{rate}_p50_ms", f"latency at {rate}/s, p50", "ms", False, headline=True),
+            Metric(f"lat{rate}_p99_ms", f"latency at {rate}/s, p99", "ms", False, headline=True),
+            Metric(f"lat{rate}_p999_ms", f"latency at {rate}/s, p99.9", "ms", False),
+            Metric(f"lat{rate}_rate", f"rate achieved at {rate}/s", "msgs/s", True),
+        )
+    ),
     Metric("rpc_p50_ms", "RPC p50", "ms", False, headline=True),
     Metric("rpc_p99_ms", "RPC p99", "ms", False),
     Metric("rpc_cpu_us", "RPC CPU (caller + server)", "µs/call", False, headline=True),

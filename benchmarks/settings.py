@@ -16,6 +16,8 @@ BATCH = 100
 #: Every client, in the order rounds alternate them; the first is the reference.
 ALL_CLIENTS = ("raw", "eventrabbit", "aio-pika", "faststream")
 REFERENCE = "raw"
+#: Offered rates of the latency workload, events per second (its figures are ``lat<rate>_*``).
+LATENCY_RATES = (1000, 3000)
 
 
 def broker_url() -> str:
@@ -33,9 +35,11 @@ class Settings:
     publish_n: int = 5_000
     rpc_n: int = 2_000
     memory_n: int = 100_000
+    #: Seconds of events measured at each rate of the latency workload.
+    latency_s: float = 3.0
     clients: tuple[str, ...] = ALL_CLIENTS
     memory_clients: tuple[str, ...] = ALL_CLIENTS
-    workloads: tuple[str, ...] = field(default=("consume", "publish", "rpc", "memory"))
+    workloads: tuple[str, ...] = field(default=("consume", "publish", "rpc", "latency", "memory"))
     uvloop: bool = False
     quick: bool = False
 
@@ -48,6 +52,7 @@ class Settings:
             "publish_n": 1_000,
             "rpc_n": 200,
             "memory_n": 10_000,
+            "latency_s": 1.0,
             "quick": True,
         }
         sizes.update(overrides)

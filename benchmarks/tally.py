@@ -16,6 +16,7 @@ class Tally:
     """Handler calls of one run; :attr:`done` is set at the ``target``-th."""
 
     __slots__ = (
+        "arrivals",
         "count",
         "cpu_first",
         "cpu_last",
@@ -27,8 +28,16 @@ class Tally:
         "target",
     )
 
-    def __init__(self, target: int, marks: dict[int, Callable[[], None]] | None = None) -> None:
+    def __init__(
+        self,
+        target: int,
+        marks: dict[int, Callable[[], None]] | None = None,
+        *,
+        arrivals: dict[int, float] | None = None,
+    ) -> None:
         self.target = target
+        #: When given: event ``i``'s handler start, by ``i`` (the latency workload).
+        self.arrivals = arrivals
         self.count = 0
         self.first = self.last = 0.0
         self.cpu_first = self.cpu_last = 0.0
@@ -38,8 +47,10 @@ class Tally:
         #: Why the consumer stopped before the target, if it did.
         self.error: BaseException | None = None
 
-    def hit(self) -> None:
-        """One handler call."""
+    def hit(self, i: int) -> None:
+        """One handler call, for event ``i``."""
+        if self.arrivals is not None:
+            self.arrivals[i] = time.perf_counter()
         self.count += 1
         count = self.count
         if count == 1:

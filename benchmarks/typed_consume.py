@@ -39,14 +39,14 @@ BODY = orjson.dumps({"action": ACTION, "data": DATA})
 _PROPERTIES = spec.Basic.Properties(content_type="application/json", delivery_mode=1)
 
 
-def handlers(hit: Callable[[], None]) -> dict[str, Callable[..., Awaitable[None]]]:
+def handlers(hit: Callable[[int], None]) -> dict[str, Callable[..., Awaitable[None]]]:
     """The two handlers under comparison: the same body, annotated or not."""
 
     async def typed(a: int, b: float, c: str, d: bool, e: int, items: list[int]) -> None:
-        hit()
+        hit(e)
 
     async def untyped(a, b, c, d, e, items):  # type: ignore[no-untyped-def]
-        hit()
+        hit(e)
 
     return {"typed": typed, "untyped": untyped}
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from .broker import Admin, admin, unique_queue
 from .clients.base import Client, PublishFn, reply_data
+from .latency import latency
 from .metrics import Figures
 from .settings import BATCH, PREFETCH, Settings
 from .tally import Tally
@@ -182,4 +183,5 @@ ROUND_WORKLOADS: dict[str, tuple[Workload, ...]] = {
     "consume": (consume,),
     "publish": (publish_sequential, publish_concurrent, publish_bulk),
     "rpc": (rpc,),
+    "latency": (latency,),
 }

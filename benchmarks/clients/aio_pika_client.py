@@ -76,7 +76,7 @@ def consumer(
     hit = tally.hit
 
     async def on_bench(i: int, name: str) -> None:
-        hit()
+        hit(i)
 
     return _serving(url, queue, prefetch, on_bench, reply=False)
 

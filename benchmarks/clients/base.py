@@ -14,7 +14,7 @@ from ..tally import Tally
 PublishFn = Callable[[int], Awaitable[Any]]
 #: Sends request number ``i`` and returns the reply's data.
 CallFn = Callable[[int], Awaitable[Any]]
-#: Consumes ``queue`` while open, calling ``tally.hit()`` once per event; stops gracefully.
+#: Consumes ``queue`` while open, calling ``tally.hit(i)`` once per event ``i``; stops gracefully.
 ConsumerFactory = Callable[[str, str, int, Tally], AbstractAsyncContextManager[None]]
 PublisherFactory = Callable[[str, str], AbstractAsyncContextManager[PublishFn]]
 #: Serves requests on ``queue`` while open: replies ``{"i": i}`` to ``reply_to``.

@@ -72,7 +72,7 @@ def consumer(
     def register(events: Events) -> None:
         @events.consumer(ACTION)
         async def on_bench(i: int, name: str) -> None:
-            hit()
+            hit(i)
 
     return _consuming(url, queue, prefetch, register, tally, hooks)
 

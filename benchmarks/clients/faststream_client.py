@@ -56,7 +56,7 @@ def consumer(
     hit = tally.hit
 
     async def on_bench(i: int, name: str) -> None:
-        hit()
+        hit(i)
 
     return _serving(url, queue, prefetch, {ACTION: on_bench})
 
