@@ -1,0 +1,1 @@
+"""Service modules that ``eventrabbit check`` tests import in a subprocess."""
