@@ -10,9 +10,11 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from .broker import Admin, admin, unique_queue
-from .clients.base import Client, PublishFn, reply_data
+from .clients.base import BulkFn, Client, PublishFn, reply_data
 from .latency import latency
 from .metrics import Figures
 from .settings import BATCH, PREFETCH, Settings
@@ -91,16 +93,34 @@ async def _publish_all(publish: PublishFn, n: int, concurrent: bool) -> None:
 
 
 async def _publish(client: Client, settings: Settings, concurrent: bool) -> Figures:
-    n = settings.publish_n
     prefix = "publish_conc" if concurrent else "publish_seq"
+
+    async def send(publish: PublishFn, n: int, warmup: bool) -> None:
+        await _publish_all(publish, n, concurrent and not warmup)
+
+    return await _timed_publish(
+        client, settings, prefix, settings.publish_n, client.publisher, send
+    )
+
+
+async def _timed_publish(
+    client: Client,
+    settings: Settings,
+    prefix: str,
+    n: int,
+    opened: Callable[[str, str], AbstractAsyncContextManager[Any]],
+    send: Callable[[Any, int, bool], Awaitable[None]],
+) -> Figures:
+    """Publish ``n`` timed messages (after :data:`WARMUP` untimed) to a fresh queue through
+    what ``opened`` gives, then check that every one landed."""
     async with admin(settings.url) as adm:
         queue = unique_queue(client.name, prefix)
         await adm.declare(queue)
         try:
-            async with client.publisher(settings.url, queue) as publish:
-                await _publish_all(publish, WARMUP, concurrent=False)
+            async with opened(settings.url, queue) as publisher:
+                await send(publisher, WARMUP, True)
                 started, cpu = time.perf_counter(), time.process_time()
-                await _publish_all(publish, n, concurrent)
+                await send(publisher, n, False)
                 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             landed = await adm.ready_count(queue)
         finally:
@@ -124,22 +144,13 @@ async def publish_bulk(client: Client, settings: Settings) -> Figures:
     """Pipelined confirmed publishing (``publish_many``; the raw loop's window of tasks)."""
     if client.bulk_publisher is None:
         return {}
-    n = settings.publish_n * 4  # long enough that the window's fill and drain do not dominate
-    async with admin(settings.url) as adm:
-        queue = unique_queue(client.name, "publish_bulk")
-        await adm.declare(queue)
-        try:
-            async with client.bulk_publisher(settings.url, queue) as publish_all:
-                await publish_all(WARMUP)
-                started, cpu = time.perf_counter(), time.process_time()
-                await publish_all(n)
-                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            landed = await adm.ready_count(queue)
-        finally:
-            await adm.delete(queue)
-    if landed != n + WARMUP:
-        raise WorkloadError(f"{landed} of {n + WARMUP} published messages reached the queue")
-    return {"publish_bulk_msgs_s": n / elapsed, "publish_bulk_cpu_us": cpu / n * 1e6}
+
+    async def send(publish_all: BulkFn, n: int, warmup: bool) -> None:
+        await publish_all(n)
+
+    # 4N: long enough that the window's fill and drain do not dominate.
+    n = settings.publish_n * 4
+    return await _timed_publish(client, settings, "publish_bulk", n, client.bulk_publisher, send)
 
 
 async def rpc(client: Client, settings: Settings) -> Figures:

@@ -125,9 +125,7 @@ class OpenTelemetryHooks(Hooks):
 
     def publish_started(self, publish: Publish, headers: dict[str, Any]) -> Any:
         attributes = _common("publish", "send", publish.exchange, publish.routing_key)
-        _put(attributes, "messaging.message.id", publish.message_id)
-        _put(attributes, "messaging.message.conversation_id", publish.correlation_id)
-        _put(attributes, "eventrabbit.action", publish.action)
+        _message(attributes, publish.message_id, publish.correlation_id, publish.action)
         attributes["eventrabbit.publish.kind"] = publish.kind.value
         _server(attributes, publish.server_address, publish.server_port)
         destination = publish.exchange or DEFAULT_EXCHANGE_NAME
@@ -166,9 +164,7 @@ class OpenTelemetryHooks(Hooks):
         attributes = _common("process", "process", delivery.exchange, delivery.routing_key)
         attributes["messaging.destination.subscription.name"] = delivery.queue
         attributes["messaging.rabbitmq.message.delivery_tag"] = delivery.delivery_tag
-        _put(attributes, "messaging.message.id", delivery.message_id)
-        _put(attributes, "messaging.message.conversation_id", delivery.correlation_id)
-        _put(attributes, "eventrabbit.action", delivery.action)
+        _message(attributes, delivery.message_id, delivery.correlation_id, delivery.action)
         attributes["eventrabbit.retry_count"] = delivery.retry_count
         _server(attributes, delivery.server_address, delivery.server_port)
         span = self.tracer.start_span(
@@ -212,6 +208,17 @@ def _common(operation: str, kind: str, exchange: str, routing_key: str) -> dict[
     }
     _put(attributes, "messaging.rabbitmq.destination.routing_key", routing_key or None)
     return attributes
+
+
+def _message(
+    attributes: dict[str, Any],
+    message_id: str | None,
+    correlation_id: str | None,
+    action: str | None,
+) -> None:
+    _put(attributes, "messaging.message.id", message_id)
+    _put(attributes, "messaging.message.conversation_id", correlation_id)
+    _put(attributes, "eventrabbit.action", action)
 
 
 def _put(attributes: dict[str, Any], key: str, value: str | None) -> None:

@@ -9,8 +9,7 @@ import orjson
 import pytest
 
 from eventrabbit import RetryConfig
-from tests.cli.conftest import CLI, command_env
-from tests.cli.test_publish import UNREACHABLE_URL, WRONG_PASSWORD_URL
+from tests.cli.conftest import CLI
 from tests.conftest import Names, Services
 
 pytestmark = pytest.mark.real_broker
@@ -62,18 +61,3 @@ async def test_no_reply_in_time_exits_3_and_no_queue_exits_1(
     ran = await cli.run("call", "add", '{"a": 1, "b": 1}', "--key", idle + ".nobody")
     assert ran.code == 1
     assert "no queue receives 'add' requests" in ran.stderr
-
-
-@pytest.mark.parametrize(
-    ("url", "secret"),
-    [(UNREACHABLE_URL, "pw-unreachable"), (WRONG_PASSWORD_URL, "pw-refused")],
-    ids=["unreachable", "wrong-password"],
-)
-async def test_no_broker_exits_3_without_showing_the_password(
-    cli: type[CLI], url: str, secret: str
-) -> None:
-    ran = await cli.run("call", "add", "--key", "any", env=command_env(url))
-
-    assert ran.code == 3
-    assert "******" in ran.stderr
-    assert secret not in ran.stdout + ran.stderr

@@ -14,7 +14,6 @@ from yarl import URL
 
 from tests.cli.conftest import CLI, command_env
 from tests.cli.services_check import service
-from tests.cli.test_publish import UNREACHABLE_URL, WRONG_PASSWORD_URL
 from tests.conftest import Names, Services
 from tests.helpers import BROKER_URL, assert_absent, censor_url, publish_raw, rabbitmqctl
 
@@ -99,21 +98,6 @@ async def test_check_names_each_clash_and_exits_1(
     assert "x-message-ttl" in details[f"{queue}.delay"]
     assert "'direct'" in details[exchange]
     await assert_absent(amqp_channel, queues=[queue, f"{queue}.dlq"])
-
-
-@pytest.mark.parametrize(
-    ("url", "secret"),
-    [(UNREACHABLE_URL, "pw-unreachable"), (WRONG_PASSWORD_URL, "pw-refused")],
-    ids=["unreachable", "wrong-password"],
-)
-async def test_no_broker_exits_3_without_showing_the_password(
-    cli: type[CLI], url: str, secret: str
-) -> None:
-    ran = await cli.run("check", env=command_env(url))
-
-    assert ran.code == 3
-    assert "******" in ran.stderr
-    assert secret not in ran.stdout + ran.stderr
 
 
 async def test_check_reports_what_the_user_may_not_do(cli: type[CLI], names: Names) -> None:

@@ -16,7 +16,6 @@ import aiormq.abc
 import orjson
 import pytest
 from aiormq.abc import DeliveredMessage
-from pamqp import commands as spec
 
 from eventrabbit import QueueConfig, RetryConfig
 from eventrabbit.connection import open_connection
@@ -34,6 +33,7 @@ from tests.helpers import (
     publish_raw,
     queue_depth,
 )
+from tests.integration.test_wire import Verbatim
 from tests.unit.test_fields import entry, long
 from tests.unit.test_properties import every_type_table, shortstr
 
@@ -41,17 +41,6 @@ pytestmark = pytest.mark.real_broker  # the command is another process on the sa
 
 Channel = aiormq.abc.AbstractChannel
 TIMEOUT = 10.0
-
-
-class Verbatim(spec.Basic.Properties):
-    """Properties that marshal to the bytes given: what another client may send."""
-
-    def __init__(self, raw: bytes) -> None:
-        super().__init__()
-        self.raw = raw
-
-    def marshal(self) -> bytes:
-        return self.raw
 
 
 def original(message_id: str) -> bytes:
