@@ -83,6 +83,17 @@ _NO_EXCHANGE = (
 )
 
 
+def _closed_for_missing(channel: aiormq.abc.AbstractChannel, exchange: str) -> bool:
+    """Whether the broker closed ``channel`` because ``exchange`` does not exist."""
+    closing = channel.closing
+    if not closing.done() or closing.cancelled():
+        return False
+    reason = closing.exception()
+    return isinstance(reason, aiormq.exceptions.ChannelNotFoundEntity) and (
+        f"no exchange '{exchange}'" in str(reason)
+    )
+
+
 async def publish_confirmed(
     channel: aiormq.abc.AbstractChannel,
     body: bytes,
@@ -132,6 +143,10 @@ async def publish_confirmed(
         kind, text = ChannelLost, "the channel closed before the confirm"
     except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
         kind, text = ChannelLost, f"not confirmed: {type(exc).__name__}: {exc}"
+    if kind is ChannelLost and _closed_for_missing(channel, exchange):
+        # Another publish's missing exchange closed the channel, and it is this one's too:
+        # sending again would only close the next channel the same way.
+        kind, text = PublishError, _NO_EXCHANGE
     raise kind(
         f"message to exchange {exchange!r}: {text}",
         exchange=exchange,

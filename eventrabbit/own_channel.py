@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import aiormq.abc
 
 from .amqp_connection import watch_blocked
-from .connection import Endpoints, close_connection, server_of
+from .connection import CHANNEL_GONE, Endpoints, close_connection, server_of
+from .errors import ChannelLost
 from .observed import ConnectionState
 
 #: Told what happened to the connection, and why (a loss's or a block's reason).
@@ -67,6 +68,7 @@ class OwnChannel:
         """The open channel, connecting and opening one first if needed.
 
         :raises BrokerUnavailable: no node answered.
+        :raises ChannelLost: the connection went while the channel was being opened.
         """
         channel = self.open_channel
         if channel is not None:
@@ -80,9 +82,14 @@ class OwnChannel:
                     if self._on_connect is not None:
                         self._on_connect()
                 assert self._connection is not None
-                channel = await self._connection.channel(publisher_confirms=True)
-                if self._on_channel is not None:
-                    await self._on_channel(channel)
+                try:
+                    channel = await self._connection.channel(publisher_confirms=True)
+                    if self._on_channel is not None:
+                        await self._on_channel(channel)
+                except CHANNEL_GONE as exc:
+                    # The connection went while the channel opened (the broker closed it):
+                    # a loss like any other, which the caller retries on a new connection.
+                    raise ChannelLost(f"the channel could not be opened: {exc!r}") from exc
                 self._channel = channel
             return channel
 

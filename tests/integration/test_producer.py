@@ -213,6 +213,29 @@ async def test_missing_exchange_fails_only_its_own_publish(
     assert await queue_depth(amqp_channel, queue) == 51
 
 
+async def test_an_exchange_deleted_under_a_burst_fails_each_publish_to_it_cleanly(
+    service: tuple[Events, Handle],
+    names: Names,
+    amqp_channel: Channel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every publish in flight to an exchange deleted meanwhile ends confirmed or with the
+    PublishError naming it: none loops over new channels, none leaks an aiormq error."""
+    events, _ = service
+    exchange, _queue = await bound_queue(amqp_channel, names, "fanout")
+    await events.publish(exchange, "X", {"n": -1})  # connected: the burst shares one channel
+    burst = [asyncio.create_task(events.publish(exchange, "X", {"n": n})) for n in range(200)]
+    await amqp_channel.exchange_delete(exchange)  # on RabbitMQ: as the burst goes out
+    results = await asyncio.wait_for(asyncio.gather(*burst, return_exceptions=True), 30)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert failed, "the exchange was deleted before the burst ended"
+    assert {type(r) for r in failed} == {eventrabbit.PublishError}, {type(r) for r in failed}
+    assert all("the exchange does not exist" in str(r) for r in failed)
+    # Not sent again over and over, each time closing the next channel.
+    resent = [r for r in caplog.records if "sending again" in r.getMessage()]
+    assert len(resent) < len(failed)
+
+
 async def test_unroutable_event_warns_and_counts(
     service: tuple[Events, Handle],
     names: Names,
