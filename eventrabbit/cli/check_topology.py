@@ -23,6 +23,7 @@ import aiormq
 import aiormq.abc
 
 from eventrabbit import ConsumeChannel, QueueConfig, RetryConfig, TopologyError
+from eventrabbit.quorum import DEAD_LETTER_ARGUMENTS, lacks_dead_letter_target
 from eventrabbit.topology import (
     _reuse_existing,  # consume's own decision on an exchange that exists with other settings
     dead_letter_queue_arguments,
@@ -142,6 +143,12 @@ async def _queue(
     found.messages, found.consumers = ok.message_count, ok.consumer_count
     _, error = await attempt(connection, active)
     if isinstance(error, aiormq.exceptions.ChannelPreconditionFailed):
+        if await _reused_without_target(connection, name, role, durable, arguments, error):
+            found.detail = (
+                "exists without a dead-letter target (an earlier eventrabbit declared it): "
+                "consume uses it as it is and warns; give it Q.dlq as its target by policy"
+            )
+            return found
         found.state, found.ok = "clash", False
         found.detail = f"exists with other settings than consume declares: {error}"
         return found
@@ -149,6 +156,27 @@ async def _queue(
         return _failed(found, error)
     found.detail = "exists, matches"
     return found
+
+
+async def _reused_without_target(
+    connection: aiormq.abc.AbstractConnection,
+    name: str,
+    role: str,
+    durable: bool,
+    arguments: dict[str, Any],
+    refusal: BaseException,
+) -> bool:
+    """Whether ``consume`` would use this quorum work queue as it is: it lacks only the
+    dead-letter target, and no ``delivery_limit`` needs one (see :mod:`eventrabbit.quorum`)."""
+    if role != "work" or "x-delivery-limit" in arguments or not lacks_dead_letter_target(refusal):
+        return False
+    rest = {k: v for k, v in arguments.items() if k not in DEAD_LETTER_ARGUMENTS}
+
+    async def without_target(channel: aiormq.abc.AbstractChannel) -> Any:
+        return await channel.queue_declare(name, durable=durable, arguments=rest or None)
+
+    _, error = await attempt(connection, without_target)
+    return error is None
 
 
 def _failed(found: Finding, error: BaseException | None) -> Finding:

@@ -100,6 +100,23 @@ async def test_check_names_each_clash_and_exits_1(
     await assert_absent(amqp_channel, queues=[queue, f"{queue}.dlq"])
 
 
+async def test_an_old_quorum_queue_without_a_dead_letter_target_is_not_a_clash(
+    cli: type[CLI], names: Names, amqp_channel: aiormq.abc.AbstractChannel
+) -> None:
+    # What an earlier eventrabbit declared: a quorum work queue without a dead-letter target,
+    # which consume now uses as it is (eventrabbit.quorum).
+    queue, exchange = names.queue(), names.exchange()
+    await amqp_channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    env = command_env(CHECK_QUEUE=queue, CHECK_EXCHANGE=exchange, CHECK_QUORUM="1")
+
+    ran = await cli.run("check", TARGET, "--json", env=env)
+
+    assert ran.code == 0, ran.stdout + ran.stderr
+    details = {one["name"]: one for one in orjson.loads(ran.stdout)["brokers"][0]["objects"]}
+    assert details[queue]["ok"] is True
+    assert "without a dead-letter target" in details[queue]["detail"]
+
+
 async def test_check_reports_what_the_user_may_not_do(cli: type[CLI], names: Names) -> None:
     user, password = f"test-check-{uuid.uuid4().hex[:8]}", "pw-restricted"
     await rabbitmqctl("add_user", user, password)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from eventrabbit import ExchangeType, RetryConfig, build_event_dependencies
+from eventrabbit import ExchangeType, QueueConfig, RetryConfig, build_event_dependencies
 from eventrabbit.common import ConsumeChannel
 
 #: The service's retries: its delay queue has a 2 s message TTL.
@@ -17,8 +17,12 @@ RETRY = RetryConfig(max_retries=3, retry_delay_seconds=2)
 
 
 def channel(url: str, queue: str, exchange: str) -> ConsumeChannel:
-    """The service's one channel: ``queue`` bound to the fanout exchange ``exchange``."""
-    return ConsumeChannel(url, queue, exchange_name=exchange, exchange_type=ExchangeType.FANOUT)
+    """The service's one channel: ``queue`` bound to the fanout exchange ``exchange`` (quorum
+    queues when ``CHECK_QUORUM`` is set)."""
+    config = QueueConfig(queue_type="quorum") if os.environ.get("CHECK_QUORUM") else None
+    return ConsumeChannel(
+        url, queue, exchange_name=exchange, exchange_type=ExchangeType.FANOUT, queue_config=config
+    )
 
 
 URL = os.environ.get("EVENTRABBIT_URL", "amqp://guest:guest@localhost:5672/")
