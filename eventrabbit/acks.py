@@ -3,9 +3,7 @@
 Acking is a quarter of a consumer's CPU per message when every delivery is acked alone (one
 frame and one ``send()`` each). Finished deliveries are acked together instead: the first one
 to finish waits up to :data:`FLUSH_DELAY` (or until a quarter of the prefetch window has
-finished) and then flushes for all — unless no other delivery is in flight, since then nothing
-can join it: it is acked at once, with no timer (a lone RPC request, a quiet queue). Only the
-ack is delayed, never a handler or a reply.
+finished) and then flushes for all. Only the ack is delayed, never a handler or a reply.
 
 The rule that keeps ``multiple=True`` safe: it may cover only tags that are settled. Every
 delivery is *open* from arrival until it is acked, and a multiple ack never reaches the lowest
@@ -60,7 +58,7 @@ class AckBatcher:
             return
         self._flushing = True
         try:
-            if self._batch > 1 and self._open:  # others in flight may join this ack
+            if self._batch > 1:
                 await self._gather()
             await self.flush()
         finally:

@@ -36,13 +36,19 @@ async def timers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return delays
 
 
-async def test_a_lone_delivery_is_acked_at_once_without_a_timer(timers: list[float]) -> None:
+async def test_deliveries_run_one_after_another_share_one_ack() -> None:
+    # What a consumer does with a prefetched burst: a task per delivery, each opening its
+    # tag only when it runs, with a handler that never awaits. The first to finish must
+    # still wait for the others (a delivery that is not open yet may be about to run).
     channel = Channel()
     batcher = AckBatcher(channel, prefetch_count=100)  # type: ignore[arg-type]
-    batcher.opened(1)
-    await batcher.ack(1)
-    assert channel.acks == [(1, False)]
-    assert FLUSH_DELAY not in timers  # nothing in flight could have joined it
+
+    async def delivery(tag: int) -> None:
+        batcher.opened(tag)
+        await batcher.ack(tag)
+
+    await asyncio.gather(*(delivery(tag) for tag in range(1, 11)))
+    assert channel.acks == [(10, True)]
 
 
 async def test_deliveries_in_flight_are_waited_for_and_acked_together(
