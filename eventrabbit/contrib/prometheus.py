@@ -24,6 +24,9 @@ Theory of operation
   ``max_actions`` distinct actions are labelled; later new ones are ``other``.
 - **One instance per registry.** The metrics are registered when the hook is built; a second
   hook on the same registry (and namespace) raises ``ValueError`` (duplicated timeseries).
+- **Cheap per message.** The metrics updated for every message are plain numbers exposed at
+  scrape time (:mod:`.prometheus_tallies`); only the rare ones (retries, dead letters,
+  connections) are prometheus_client's own objects.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from eventrabbit import (
     Call,
@@ -44,6 +47,8 @@ from eventrabbit import (
     Publish,
     Result,
 )
+
+from .prometheus_tallies import Exposition, Tally, Timings
 
 #: The label of an action that is unreadable, untrusted (named by bad input only) or absent.
 UNKNOWN = "unknown"
@@ -81,24 +86,6 @@ class ActionLabels:
         return action
 
 
-class Children:
-    """A metric's labelled children, each looked up once: ``labels()`` validates its values
-    and takes a lock on every call, which costs more than the update itself. The cache is as
-    bounded as the labels are."""
-
-    __slots__ = ("_cache", "_metric")
-
-    def __init__(self, metric: Any) -> None:
-        self._metric = metric
-        self._cache: dict[tuple[str, ...], Any] = {}
-
-    def __call__(self, *labels: str) -> Any:
-        child = self._cache.get(labels)
-        if child is None:
-            child = self._cache[labels] = self._metric.labels(*labels)
-        return child
-
-
 def reason_class(error: BaseException | None) -> str:
     """A dead letter's ``reason`` label: ``InvalidMessage`` for bad input, else the class name
     of the exception (never its message)."""
@@ -128,33 +115,51 @@ class PrometheusHooks(Hooks):
     ) -> None:
         self.actions = ActionLabels(actions, max_actions)
         common: dict[str, Any] = {"namespace": namespace, "registry": registry}
-        self.consumed = Counter(
-            "messages_consumed",
+        prefix = f"{namespace}_" if namespace else ""
+        # Updated for every message: plain numbers, exposed at scrape time (prometheus_tallies).
+        self.consumed = Tally(
+            f"{prefix}messages_consumed",
             "Deliveries that ended, by queue, action and outcome.",
             ["queue", "action", "outcome"],
-            **common,
         )
-        self.handler_duration = Histogram(
-            "handler_duration_seconds",
+        self.handler_duration = Timings(
+            f"{prefix}handler_duration_seconds",
             "Seconds from a delivery's arrival to its end (handler, then ack or copy).",
             ["queue", "action"],
-            **common,
         )
-        self.in_flight = Gauge(
-            "messages_in_flight", "Handlers running, by queue.", ["queue"], **common
+        self.in_flight = Tally(
+            f"{prefix}messages_in_flight", "Handlers running, by queue.", ["queue"], gauge=True
         )
-        self.published = Counter(
-            "messages_published",
+        self.published = Tally(
+            f"{prefix}messages_published",
             "Publishes that ended, by exchange, action, kind and outcome.",
             ["exchange", "action", "kind", "outcome"],
-            **common,
         )
-        self.publish_duration = Histogram(
-            "publish_duration_seconds",
+        self.publish_duration = Timings(
+            f"{prefix}publish_duration_seconds",
             "Seconds from a publish's start to its confirm (or failure).",
             ["exchange", "kind"],
-            **common,
         )
+        self.calls = Tally(
+            f"{prefix}rpc_calls",
+            "RPC calls that ended, by action and outcome.",
+            ["action", "outcome"],
+        )
+        self.call_duration = Timings(
+            f"{prefix}rpc_duration_seconds", "Seconds an RPC call took.", ["action"]
+        )
+        hot: list[Tally | Timings] = [
+            self.consumed,
+            self.handler_duration,
+            self.in_flight,
+            self.published,
+            self.publish_duration,
+            self.calls,
+            self.call_duration,
+        ]
+        if registry is not None:
+            registry.register(Exposition(hot))
+        # Rare: prometheus_client's own metric objects.
         self.retries = Counter(
             "retries", "Deliveries retried (copy confirmed).", ["queue", "action"], **common
         )
@@ -163,15 +168,6 @@ class PrometheusHooks(Hooks):
             "Deliveries dead-lettered (dead letter confirmed), by reason class.",
             ["queue", "action", "reason"],
             **common,
-        )
-        self.calls = Counter(
-            "rpc_calls",
-            "RPC calls that ended, by action and outcome.",
-            ["action", "outcome"],
-            **common,
-        )
-        self.call_duration = Histogram(
-            "rpc_duration_seconds", "Seconds an RPC call took.", ["action"], **common
         )
         self.reconnects = Counter(
             "reconnects",
@@ -193,28 +189,19 @@ class PrometheusHooks(Hooks):
             **common,
         )
 
-        # The children updated for every message, looked up once per label values.
-        self._in_flight = Children(self.in_flight)
-        self._consumed = Children(self.consumed)
-        self._handler_duration = Children(self.handler_duration)
-        self._published = Children(self.published)
-        self._publish_duration = Children(self.publish_duration)
-        self._calls = Children(self.calls)
-        self._call_duration = Children(self.call_duration)
-
     def delivery_started(self, delivery: Delivery) -> Any:
-        gauge = self._in_flight(delivery.queue)
-        gauge.inc()
-        return gauge
+        self.in_flight.add((delivery.queue,))
+        return True  # so that delivery_finished knows it was counted in flight
 
     def delivery_finished(self, state: Any, delivery: Delivery, result: Result) -> None:
-        if state is not None:
-            state.dec()
+        queue = delivery.queue
+        if state is True:
+            self.in_flight.add((queue,), -1)
         # Bad input names an action no handler ran for: trusted only if already known.
         trusted = not isinstance(result.error, InvalidMessage)
-        queue, action = delivery.queue, self.actions.label(delivery.action, trusted=trusted)
-        self._consumed(queue, action, result.outcome.value).inc()
-        self._handler_duration(queue, action).observe(result.duration)
+        action = self.actions.label(delivery.action, trusted=trusted)
+        self.consumed.add((queue, action, result.outcome.value))
+        self.handler_duration.observe((queue, action), result.duration)
         if result.outcome is Outcome.RETRIED:
             self.retries.labels(queue, action).inc()
         elif result.outcome is Outcome.DEAD_LETTERED:
@@ -223,13 +210,13 @@ class PrometheusHooks(Hooks):
     def publish_finished(self, state: Any, publish: Publish, result: Result) -> None:
         action = self.actions.label(publish.action, trusted=True)
         kind = publish.kind.value
-        self._published(publish.exchange, action, kind, result.outcome.value).inc()
-        self._publish_duration(publish.exchange, kind).observe(result.duration)
+        self.published.add((publish.exchange, action, kind, result.outcome.value))
+        self.publish_duration.observe((publish.exchange, kind), result.duration)
 
     def call_finished(self, state: Any, call: Call, result: Result) -> None:
         action = self.actions.label(call.action, trusted=True)
-        self._calls(action, result.outcome.value).inc()
-        self._call_duration(action).observe(result.duration)
+        self.calls.add((action, result.outcome.value))
+        self.call_duration.observe((action,), result.duration)
 
     def connection_changed(self, event: ConnectionEvent) -> None:
         labels = (event.role.value, event.queue or "")

@@ -133,3 +133,25 @@ def test_importing_eventrabbit_does_not_import_prometheus_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_histogram_kept_as_plain_numbers_is_exposed_cumulatively() -> None:
+    registry = CollectorRegistry()
+    hook = PrometheusHooks(registry)
+    for seconds in (0.003, 0.2, 0.2, 20.0):
+        hook.call_finished(None, Call("OK", "", "q", "c"), Result(Outcome.REPLIED, seconds))
+
+    def bucket(le: str) -> float | None:
+        labels = {"action": "OK", "le": le}
+        return registry.get_sample_value("eventrabbit_rpc_duration_seconds_bucket", labels)
+
+    assert bucket("0.001") is None  # not a bucket of the default set
+    assert (bucket("0.005"), bucket("0.1"), bucket("0.25"), bucket("10.0")) == (1, 1, 3, 3)
+    assert bucket("+Inf") == 4
+    count = registry.get_sample_value("eventrabbit_rpc_duration_seconds_count", {"action": "OK"})
+    total = registry.get_sample_value("eventrabbit_rpc_duration_seconds_sum", {"action": "OK"})
+    assert (count, total) == (4, pytest.approx(20.403))
+    calls = registry.get_sample_value(
+        "eventrabbit_rpc_calls_total", {"action": "OK", "outcome": "replied"}
+    )
+    assert calls == 4
