@@ -10,6 +10,7 @@ from .annotations import Unchecked
 from .asyncapi import asyncapi, asyncapi_json, asyncapi_yaml
 from .build import build_event_dependencies
 from .bulk import BulkResult, ItemResult
+from .checkpoints import CheckpointStore, ExternalCheckpoints, FileCheckpoints, MemoryCheckpoints
 from .common import (
     ConsumeChannel,
     ExchangeType,
@@ -30,9 +31,11 @@ from .errors import (
     InvalidData,
     InvalidMessage,
     InvalidResult,
+    OrderedQueueStopped,
     PublishError,
     PublishTimeout,
     RemoteError,
+    ReplayFailed,
     ReplyLost,
     RequestError,
     RPCError,
@@ -56,7 +59,12 @@ from .observed import (
     PublishKind,
     Result,
 )
+from .partitions import PartitionedChannel
+from .replay import ReplaySummary
+from .replay_context import Replaying, replay_offset, replaying
+from .replay_declare import capture
 from .status import ConsumerStatus
+from .streams import StreamChannel
 
 __all__ = [
     "AccessRefused",
@@ -64,6 +72,7 @@ __all__ = [
     "BulkResult",
     "Call",
     "ChannelLost",
+    "CheckpointStore",
     "ConfigurationError",
     "ConnectionEvent",
     "ConnectionRole",
@@ -76,7 +85,9 @@ __all__ = [
     "EventRabbitError",
     "Events",
     "ExchangeType",
+    "ExternalCheckpoints",
     "FailureDecision",
+    "FileCheckpoints",
     "Handle",
     "HandlerTimeout",
     "Hooks",
@@ -84,7 +95,10 @@ __all__ = [
     "InvalidMessage",
     "InvalidResult",
     "ItemResult",
+    "MemoryCheckpoints",
+    "OrderedQueueStopped",
     "Outcome",
+    "PartitionedChannel",
     "Publish",
     "PublishError",
     "PublishKind",
@@ -95,10 +109,14 @@ __all__ = [
     "RPCTimeout",
     "ReconnectConfig",
     "RemoteError",
+    "ReplayFailed",
+    "ReplaySummary",
+    "Replaying",
     "ReplyLost",
     "RequestError",
     "Result",
     "RetryConfig",
+    "StreamChannel",
     "TopologyError",
     "Unchecked",
     "UnroutableError",
@@ -107,4 +125,7 @@ __all__ = [
     "asyncapi_json",
     "asyncapi_yaml",
     "build_event_dependencies",
+    "capture",
+    "replay_offset",
+    "replaying",
 ]

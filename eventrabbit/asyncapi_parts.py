@@ -154,12 +154,18 @@ def _queue(name: str, vhost: str, config: QueueConfig) -> dict[str, Any]:
     }
 
 
+#: The exchange types the AsyncAPI AMQP channel binding allows.
+_BINDING_TYPES = frozenset({"topic", "direct", "fanout", "headers"})
+
+
 def exchange_channel(name: str, key: str, kind: object, vhost: str) -> dict[str, Any]:
     """Where events published to exchange ``name`` with routing key ``key`` go."""
     exchange: dict[str, Any] = {"name": name, "vhost": vhost}
     if name == "":
         exchange["type"] = "default"
-    elif isinstance(kind, ExchangeType):  # ConsumeChannel has made it one
+    elif isinstance(kind, ExchangeType) and kind.value in _BINDING_TYPES:
+        # ConsumeChannel has made it an ExchangeType; the AMQP binding knows only AMQP's own
+        # types, so a plugin's (x-consistent-hash) is left out rather than made invalid.
         exchange["type"] = kind.value
     shown = repr(name) if name else "the default exchange"
     return {

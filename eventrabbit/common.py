@@ -28,22 +28,23 @@ from .checks import (
     shown,
 )
 from .errors import ConfigurationError
+from .ordering import DEAD_LETTER, check_ordering
 
 
 class ExchangeType(enum.StrEnum):
-    """RabbitMQ exchange types."""
+    """RabbitMQ exchange types; ``CONSISTENT_HASH`` needs its plugin (:mod:`.partitions`)."""
 
     DIRECT = "direct"
     FANOUT = "fanout"
     TOPIC = "topic"
     HEADERS = "headers"
+    CONSISTENT_HASH = "x-consistent-hash"
 
 
 def coerce_exchange_type(value: object) -> ExchangeType | None:
     """Turn a str, an :class:`ExchangeType` or a foreign enum (e.g. aio-pika's) into ours.
 
-    :raises ConfigurationError: for anything that does not name a RabbitMQ exchange type.
-    """
+    :raises ConfigurationError: anything that does not name a RabbitMQ exchange type."""
     if value is None or isinstance(value, ExchangeType):
         return value
     raw = value.value if isinstance(value, enum.Enum) else value
@@ -106,8 +107,7 @@ DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 class QueueConfig:
     """How a work queue is declared and consumed.
 
-    :param prefetch_count: deliveries in flight at once; also the handler concurrency
-        (1 to 65,535).
+    :param prefetch_count: deliveries in flight at once, the handler concurrency (1-65,535).
     :param durable: declare the work, delay and dead-letter queues durable.
     :param max_body_size: larger bodies are dead-lettered without being parsed.
     :param grace_timeout: seconds that in-flight handlers get to finish on shutdown (finite).
@@ -119,6 +119,11 @@ class QueueConfig:
     :param handler_timeout: seconds a handler may run before it is cancelled and the message
         fails with :class:`~eventrabbit.errors.HandlerTimeout` (retried, then dead-lettered);
         ``None``: no limit. Keep it below the broker's ``consumer_timeout``.
+    :param ordered: one message at a time (it sets ``prefetch_count`` to 1), and failures
+        retried in place so that nothing overtakes them (:mod:`eventrabbit.ordering`).
+    :param on_exhausted: in-place retries ran out: ``"dead-letter"`` and go on, or ``"stop"``.
+    :param single_active_consumer: ``x-single-active-consumer``: of several consumers one gets
+        the messages, the next when it goes.
     :raises ConfigurationError: a value outside these limits, or of the wrong type.
     """
 
@@ -129,9 +134,14 @@ class QueueConfig:
     queue_type: str | None = None
     delivery_limit: int | None = None
     handler_timeout: float | None = None
+    ordered: bool = False
+    on_exhausted: str = DEAD_LETTER
+    single_active_consumer: bool = False
 
     def __post_init__(self) -> None:
         check_int("QueueConfig.prefetch_count", self.prefetch_count, 1, MAX_PREFETCH_COUNT)
+        if check_ordering(self.ordered, self.on_exhausted, self.single_active_consumer):
+            object.__setattr__(self, "prefetch_count", 1)  # the next only after this one's ack
         check_bool("QueueConfig.durable", self.durable)
         check_int("QueueConfig.max_body_size", self.max_body_size, 1)
         check_seconds("QueueConfig.grace_timeout", self.grace_timeout)
@@ -154,9 +164,8 @@ class QueueConfig:
 
 @dataclass(slots=True, frozen=True, repr=False)
 class ConsumeChannel:
-    """A queue to consume, and the exchange it is bound to.
-
-    Its ``repr`` shows the URLs with their passwords replaced by ``******``.
+    """A queue to consume, and the exchange it is bound to. Its ``repr`` shows the URLs with
+    their passwords replaced by ``******``.
 
     :param url: the broker's URL (``amqp://`` or ``amqps://``), or a list of the URLs of a
         cluster's nodes: the first that answers is used, the next on loss.
@@ -175,8 +184,7 @@ class ConsumeChannel:
         queue name for direct/topic and for an exchange named without a type.
     :param exchange_durable: keyword only; whether an exchange eventrabbit *creates* is
         durable. ``False`` creates it transient, as eventrabbit 0.1 did, so services still on
-        0.1 (which insist on a transient exchange) keep starting. An existing exchange is never
-        changed.
+        0.1 (which insist on that) keep starting. An existing exchange is never changed.
     :raises ConfigurationError: a name over its limit, or a value of the wrong type.
     """
 

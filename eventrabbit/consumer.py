@@ -3,29 +3,25 @@
 Theory of operation
 -------------------
 - **At-least-once.** A delivery is acked only after its handler returned and, for a request
-  with ``reply_to``, after its reply was sent. A failure is acked only after its retry
-  copy or dead letter was confirmed (see :mod:`eventrabbit.failures`). Anything that goes
-  wrong before the ack leaves the delivery unacked, and the broker redelivers it when the
-  channel closes: a message may be handled twice, never lost. Handlers should be idempotent.
-  Acks of deliveries that finish close together go out as one ``multiple=True`` ack
-  (:mod:`eventrabbit.acks`), never covering a delivery still being handled.
-- **Every delivery ends.** It ends acked after its handler, or acked after its copy was
-  confirmed, or — only when the channel is gone or a copy could not be published — left for
-  redelivery by replacing the channel. Nothing a message carries or a handler raises (any
-  ``BaseException`` but ``KeyboardInterrupt``/``SystemExit`` and eventrabbit's own
-  cancellation) escapes that: data that cannot be bound to the handler's parameters is bad
-  input, a copy that cannot be encoded falls back to one that can
-  (:func:`~eventrabbit.failures.last_resort`), a reply that cannot be delivered is dropped.
-- **Concurrency.** aiormq already runs each delivery's callback in its own task, so the
-  callback *is* the unit of work: no further task is spawned. The channel's prefetch count
-  bounds how many run at once; their order of completion is not their order of arrival.
+  with ``reply_to``, its reply was sent; a failure only after its retry copy or dead letter
+  was confirmed (:mod:`eventrabbit.failures`). Whatever goes wrong before leaves it unacked,
+  and the broker redelivers it when the channel closes: handled twice maybe, never lost.
+  Acks that come close together go out as one (:mod:`eventrabbit.acks`).
+- **Every delivery ends**: acked after its handler or its copy, or left unacked for
+  redelivery (the channel gone, a copy not published, an ordered queue stopping). Nothing a
+  message carries or a handler raises (but ``KeyboardInterrupt``/``SystemExit`` and our own
+  cancellation) escapes that: data that does not bind is bad input, a copy that cannot be
+  encoded falls back to :func:`~eventrabbit.failures.last_resort`, a reply may be dropped.
+- **Concurrency.** aiormq runs each delivery's callback in its own task: the callback *is*
+  the unit of work. The prefetch count bounds how many run at once, done in any order.
+  **Ordered queues** (:mod:`eventrabbit.ordered`): prefetch 1, failures retried in place.
 - **Stopping.** :meth:`QueueConsumer.stop` cancels the broker consumer (no new deliveries),
   lets in-flight handlers finish within a grace time and ack, then closes the channel — which
-  cancels whatever still runs, leaving those deliveries unacked for redelivery. A handler that
-  ignores its cancellation is abandoned after :data:`CLOSE_TIMEOUT` more seconds.
+  cancels what still runs, its deliveries unacked; one that ignores its cancellation is
+  abandoned after :data:`CLOSE_TIMEOUT` more seconds.
 - **Time limits** (:mod:`eventrabbit.timeouts`): a handler past ``handler_timeout`` fails;
   a message the broker's consumer timeout took back too often is dead-lettered unhandled.
-- **Hooks** (:mod:`eventrabbit.fanout`): none cost one ``is None`` test per delivery.
+  **Hooks** (:mod:`eventrabbit.fanout`): none cost one ``is None`` test per delivery.
 """
 
 from __future__ import annotations
@@ -45,10 +41,11 @@ from .acks import AckBatcher
 from .common import QueueConfig, RetryConfig
 from .connection import CHANNEL_GONE
 from .dispatch import action_of, dispatch
-from .errors import EventRabbitError, InvalidMessage
+from .errors import EventRabbitError, InvalidMessage, OrderedQueueStopped
 from .failures import Reply, Retry
 from .fanout import DeliveryRecord, HookSet
 from .observed import Outcome
+from .ordered import in_place
 from .outbox import Outbox
 from .permissions import refused
 from .properties import Stashed
@@ -80,10 +77,17 @@ class QueueConsumer:
         self.channel = channel
         self.queue = queue
         self._handlers = handlers
+        #: Set when this channel must be replaced: the broker cancelled the consumer (queue
+        #: deleted, failover), a retry / dead-letter publish failed, an ordered queue halted.
+        self.broken = asyncio.Event()
+        #: Why ``broken`` was set.
+        self.broken_reason = ""
         self._config = config
-        self._retry = retry
+        self.in_place = ordered = in_place(queue, config, retry, self.broken)
+        self._run = dispatch if ordered is None else ordered.run
+        self._limit = config.handler_timeout if ordered is None else None  # ordered: per attempt
+        self._retry = retry if ordered is None else ordered.copies  # ordered: dead letters only
         self._max_body = config.max_body_size
-        self._limit = config.handler_timeout
         #: The consume's memory of consumer timeouts (it outlives this channel).
         self.timeouts = timeouts if timeouts is not None else ConsumerTimeouts()
         #: Deliveries being handled, in arrival order; one cut off by the channel's close stays.
@@ -100,11 +104,6 @@ class QueueConsumer:
         self._stopping = False
         self._in_flight = 0
         self._drained: asyncio.Future[None] | None = None
-        #: Set when this channel must be replaced: the broker cancelled the consumer (queue
-        #: deleted, failover) or a retry / dead-letter publish failed on it.
-        self.broken = asyncio.Event()
-        #: Why ``broken`` was set.
-        self.broken_reason = ""
 
     async def start(self) -> None:
         """Set the prefetch count and start the broker consumer."""
@@ -168,11 +167,13 @@ class QueueConsumer:
         self, message: DeliveredMessage, tag: int, stashed: Stashed | None, record: Record
     ) -> Outcome:
         try:
-            running = dispatch(self._handlers, message, self._max_body, record)
+            running = self._run(self._handlers, message, self._max_body, record)
             limit = self._limit
             result = await (running if limit is None else bounded(running, limit, self.queue))
         except _STOP_PROCESS:
             raise  # left unacked: the process is going down, the broker redelivers
+        except OrderedQueueStopped:
+            return Outcome.LEFT_UNACKED  # an ordered queue stops: the broker puts it back first
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -232,7 +233,9 @@ class QueueConsumer:
     async def stop(self, grace_timeout: float) -> None:
         """Stop taking deliveries, let in-flight handlers finish and ack, close the channel."""
         self._stopping = True
-        if self._consumer_tag is not None and not self.channel.is_closed:
+        if self.in_place is not None:
+            self.in_place.stop()
+        elif self._consumer_tag is not None and not self.channel.is_closed:
             try:
                 await self.channel.basic_cancel(self._consumer_tag)
             except CHANNEL_GONE as exc:

@@ -16,8 +16,10 @@ means something::
     ├── InvalidMessage                       a body eventrabbit cannot handle (dead-lettered)
     ├── HandlerTimeout (TimeoutError)        a handler ran past ``handler_timeout`` (retried)
     ├── ConsumerTimeout                      a message the broker's consumer_timeout took back
+    ├── OrderedQueueStopped                  an ordered queue stopped at a message that failed
     ├── InvalidData (TypeError)              a value that does not fit its type annotation
     │   └── InvalidResult                    a result that does not fit: nothing was published
+    ├── ReplayFailed                         a replayed event failed for good; the replay stopped
     └── RPCError                             an RPC call that returned no result
         ├── RPCTimeout (TimeoutError)        no reply within the call's timeout
         ├── RemoteError                      the remote handler failed for good
@@ -142,6 +144,18 @@ class ConsumerTimeout(EventRabbitError):
         self.times = times
 
 
+class OrderedQueueStopped(EventRabbitError):
+    """A message on an ordered queue (``QueueConfig(ordered=True, on_exhausted="stop")``)
+    still failed after its in-place retries; it was left at the head of the queue, unacked,
+    and ``consume`` ended with this error. Fix the cause and consume again: it comes first.
+    """
+
+    def __init__(self, message: str, *, queue: str, message_id: str | None) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.message_id = message_id
+
+
 class InvalidData(EventRabbitError, TypeError):
     """A value that does not fit its type annotation.
 
@@ -172,6 +186,22 @@ class InvalidResult(InvalidData):
             f"{self.subject} does not fit its return annotation, nothing was published: "
             f"{InvalidData.__str__(self)}"
         )
+
+
+class ReplayFailed(EventRabbitError):
+    """A replayed event failed for good (after its in-process retries) and the replay stopped
+    before it: fix the handler or the event, and follow again from the checkpoint.
+
+    :param stream: the stream replayed.
+    :param offset: the offset of the event that failed; every event before it was handled.
+    :param action: its action, when it could be read.
+    """
+
+    def __init__(self, message: str, *, stream: str, offset: int, action: str | None) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.offset = offset
+        self.action = action
 
 
 class RPCError(EventRabbitError):

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from .annotations import result_shape
-from .bulk import DEFAULT_WINDOW, BulkResult, publish_many
+from .bulk import DEFAULT_WINDOW, BulkResult, ItemResult, publish_many
 from .errors import ConfigurationError
+from .observed import Outcome
 from .publisher import Publisher
 from .registry import Handler, Registry, result_check
+from .replay_context import held_back, held_back_items
 from .rpc import DEFAULT_CALL_TIMEOUT, RPCClient
 from .schema import action_schemas
 from .shapes import AnyShape, Shape
@@ -112,7 +114,10 @@ class Events:
     async def publish(
         self, exchange_name: str, action: str, data: Any, key: str = "", *, mandatory: bool = False
     ) -> str:
-        """Publish one event without a decorator; returns its message id."""
+        """Publish one event without a decorator; returns its message id (``""`` when a
+        replay held it back: :mod:`eventrabbit.replay_context`)."""
+        if held_back():
+            return ""
         return await self.publisher.publish_event(
             exchange_name, action, data, routing_key=key, mandatory=mandatory
         )
@@ -129,6 +134,8 @@ class Events:
     ) -> BulkResult:
         """Publish one event per item, ``window`` confirmed publishes in flight at once; every
         item is accounted for in the result (see :mod:`eventrabbit.bulk`)."""
+        if (held := held_back_items(items)) is not None:  # a replay: counted, not sent
+            return BulkResult([ItemResult(i, Outcome.CONFIRMED, "") for i in range(held)])
         return await publish_many(
             self.publisher,
             exchange_name,
@@ -218,6 +225,8 @@ class Events:
             """Publish ``result`` and return what was published (orjson-ready)."""
             if fit is not None:
                 result = fit(result)  # raises InvalidResult before anything is published
+            if held_back():  # a replay that did not opt in to side effects counts it instead
+                return result
             await publish_event(
                 destination.exchange_name,
                 destination.action,

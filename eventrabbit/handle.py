@@ -1,14 +1,12 @@
-"""The ``handle`` of a service: runs consumers, keeps them running, says whether they are
-ready, and shuts them down.
+"""The ``handle`` of a service: runs consumers, keeps them running, says if they are ready.
 
 Theory of operation
 -------------------
 ``consume`` registers a *run* the moment it is called — before its task first runs — so
-:meth:`Handle.close` and :meth:`Handle.ready` see it at once. The run is a loop around one
+:meth:`Handle.close` and :meth:`Handle.ready` see it at once. The run loops around one
 :class:`~eventrabbit.consumer.QueueConsumer`: join the pool's shared connection, open a
-channel, declare the topology, consume, and wait until the channel is lost or the broker
-cancels the consumer — then back off and do it again. Only a topology error (a programming
-error) or cancellation ends it; the last run on a URL to end closes that connection.
+channel, declare, consume until the channel is lost or the consumer cancelled, back off,
+again. Only a topology error, an ordered queue that stopped, or cancellation ends it.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from .events import Events
 from .fanout import HookSet
 from .observed import ConnectionEvent, ConnectionState
 from .pool import ConnectionPool
+from .replay import follow, replay
 from .status import ConsumerStatus, Run, Runs
 from .topology import declare
 
@@ -76,6 +75,7 @@ class Handle:
         channel closes. :meth:`close` stops it too, even before its task started.
 
         :raises TopologyError: the queue or exchange cannot be set up as asked.
+        :raises OrderedQueueStopped: ``QueueConfig(ordered=True, on_exhausted="stop")``.
         :raises ConfigurationError: a URL no transport can use.
         """
         # Registered now, not when the coroutine first runs: see the theory of operation.
@@ -118,20 +118,18 @@ class Handle:
             self._end(run, exc)
             raise
         finally:
-            await self._pool.leave(urls)
+            await self._pool.leave(urls)  # the last run on a URL to leave closes its connection
 
     def _delays(self) -> Iterator[float]:
         return backoff(self.reconnect.initial_delay, self.reconnect.max_delay)
 
     async def _consume_once(self, run: Run, urls: tuple[str, ...]) -> None:
         target = run.channel
-        config = target.queue_config or self.queue_config
+        queue, config = target.queue_name, target.queue_config or self.queue_config
         connection = await self._pool.get(urls)
         channel = await connection.channel(publisher_confirms=True)
         handlers, retry = self.registry.handlers, self.retry_config
-        consumer = QueueConsumer(
-            channel, target.queue_name, handlers, config, retry, self.hooks, run.timeouts
-        )
+        consumer = QueueConsumer(channel, queue, handlers, config, retry, self.hooks, run.timeouts)
         unwatch = (
             watch_blocked(connection, lambda why: self._blocked(run, why)) if self.hooks else None
         )
@@ -150,9 +148,9 @@ class Handle:
             run.consuming = False
             grace = self._grace_override
             await consumer.stop(config.grace_timeout if grace is None else grace)
-        log.warning(
-            "replacing the channel of queue %r: %s", target.queue_name, consumer.broken_reason
-        )
+        if consumer.in_place is not None and consumer.in_place.halted is not None:
+            raise consumer.in_place.halted  # an ordered queue stopped at a failing message
+        log.warning("replacing the channel of queue %r: %s", queue, consumer.broken_reason)
 
     def _lost(self, run: Run, reason: str) -> None:
         run.lost(reason)
@@ -186,6 +184,8 @@ class Handle:
         run.end(exc)
         self._runs.changed()
         log.error("consume of queue %r ended: %s", run.channel.queue_name, run.last_error)
+
+    replay, follow = replay, follow  # a stream through these handlers: eventrabbit.replay
 
     def status(self) -> list[ConsumerStatus]:
         """Every ``consume`` of this handle: running ones, and those a fault ended.

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 DEFAULT_EXCHANGE = ""
 #: RabbitMQ's pseudo-queue for direct reply-to: consume it for replies, name it in reply_to.
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+#: One consumer of the queue gets its messages; the next takes over when it goes.
+SINGLE_ACTIVE_CONSUMER = "x-single-active-consumer"
 
 # A 406 for an exchange names the first setting that differs; RabbitMQ compares the type first
 # (rabbit_exchange:assert_equivalence: type, durable, auto_delete, internal, arguments).
@@ -72,7 +74,8 @@ def _type_arguments(config: QueueConfig | None) -> dict[str, Any]:
 
 
 def work_queue_arguments(queue: str, config: QueueConfig | None = None) -> dict[str, Any]:
-    """Only what was asked for, so queues declared plain elsewhere are reused as they are.
+    """Only what was asked for, so queues declared plain elsewhere are reused as they are
+    (``x-single-active-consumer`` only with ``single_active_consumer=True``).
 
     A quorum queue dead-letters what exceeds its delivery limit into ``queue.dlq`` — the
     ``delivery_limit`` set, or RabbitMQ 4.0's default of 20 (without a dead-letter target the
@@ -84,6 +87,8 @@ def work_queue_arguments(queue: str, config: QueueConfig | None = None) -> dict[
         arguments["x-dead-letter-routing-key"] = dead_letter_queue_name(queue)
     if config is not None and config.delivery_limit is not None:
         arguments["x-delivery-limit"] = config.delivery_limit
+    if config is not None and config.single_active_consumer:
+        arguments[SINGLE_ACTIVE_CONSUMER] = True
     return arguments
 
 
@@ -136,7 +141,7 @@ async def _declare(
     queue = target.queue_name
     exchange = target.exchange_name
     if exchange:
-        await _declare_exchange(channel, target, exchange)
+        await declare_exchange(channel, target, exchange)
     durable = config.durable
     if config.queue_type == "quorum":
         arguments = work_queue_arguments(queue, config)
@@ -146,7 +151,7 @@ async def _declare(
         await _declare_queue(
             channel, queue, durable, work_queue_arguments(queue, config), queue=queue
         )
-    if retry.max_retries != 0:
+    if retry.max_retries != 0 and not config.ordered:  # ordered queues retry in place
         delay = delay_queue_arguments(queue, retry.retry_delay_seconds, config)
         await _declare_queue(channel, delay_queue_name(queue), durable, delay, queue=queue)
     dead_letters = dead_letter_queue_arguments(config)
@@ -160,7 +165,7 @@ async def _declare(
                 raise refused(exc, "bind", queue=queue, exchange=exchange) from None
 
 
-async def _declare_exchange(
+async def declare_exchange(
     channel: aiormq.abc.AbstractChannel, target: ConsumeChannel, exchange: str
 ) -> None:
     kind = target.exchange_type

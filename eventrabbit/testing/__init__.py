@@ -36,7 +36,8 @@ The package, from the bottom up — each module imports only modules before it h
   a channel), ``sender_selected`` (``CC``/``BCC`` routing keys),
   ``exchange_arguments`` (what an exchange declare checks), ``forwarding`` (routing across
   exchange bindings and alternate exchanges);
-- the broker: ``queues`` (a queue and its consumers), ``reply_to`` (direct reply-to),
+- the broker: ``queues`` (a queue and its consumers), ``streams`` (a stream: a log each
+  consumer reads from an offset of its own), ``reply_to`` (direct reply-to),
   ``exchanges``, ``topology`` (exchanges, queues, bindings), ``flow`` (publishing,
   dead-lettering), ``connections``, ``broker`` (the :class:`MemoryBroker` tests use, made of
   those parts) and ``brokers`` (brokers by name);

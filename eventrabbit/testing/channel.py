@@ -41,6 +41,7 @@ from .publishing import Publishing
 from .queues import Consumer, Outcome
 from .refusals import GLOBAL_QOS, deprecated, precondition_failed
 from .reply_to import ChannelReplyTo
+from .streams import admit
 
 
 class Connection(Protocol):
@@ -161,6 +162,8 @@ class MemoryChannel(Closable):
         target = self.guard(self.broker.topology.queue, queue, self.connection)
         prefetch = self.deliveries.prefetch
         consumer = Consumer(tag, self.deliveries, consumer_callback, target, no_ack, prefetch)
+        consumer.arguments = arguments or {}
+        target = self.guard(admit, target, consumer)  # a stream: a cursor of its own
         self.consumers[tag] = consumer
         target.add_consumer(consumer)
         return spec.Basic.ConsumeOk(consumer_tag=tag)
@@ -219,10 +222,10 @@ class MemoryChannel(Closable):
         """Close now: consumers stop, unacked messages go back, callback tasks are cancelled."""
         if not self._mark_closed(reason):
             return
+        self.deliveries.release()  # first: a single active consumer's successor gets it first
         for consumer in self.consumers.values():
             self._stop(consumer)
         self.consumers.clear()
-        self.deliveries.release()
         self.connection.forget_channel(self)
         self.deliveries.cancel_tasks()
 

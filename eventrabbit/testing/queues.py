@@ -4,12 +4,13 @@ a delivery (:class:`Outcome`).
 Theory of operation
 -------------------
 Ready messages are kept in arrival order (:class:`~.ready.ReadyMessages`).
-:meth:`MemoryQueue.dispatch` hands them to the consumers round-robin, each taking as many as
-its :class:`Receiver` allows (prefetch, an open channel); a receiver holds a delivery unacked
-until it settles it with an :class:`Outcome`. A message *dies* — goes to the dead-letter hook,
-which routes it on — when it expires at the head, when a consumer rejects it, when it comes
-back more often than a quorum queue's ``x-delivery-limit``, or when a length limit drops or
-refuses it (reason ``maxlen``, :mod:`.limits`).
+:meth:`MemoryQueue.dispatch` hands them to the consumers round-robin (a single active consumer
+queue: to the oldest), each taking as many as its :class:`Receiver` allows (prefetch, an open
+channel); a receiver holds a delivery unacked until it settles it with an :class:`Outcome`. A
+message *dies* — goes to the dead-letter hook, which routes it on — when it expires at the
+head, when a consumer rejects it, when it comes back more often than a quorum queue's
+``x-delivery-limit``, or when a length limit drops or refuses it (reason ``maxlen``,
+:mod:`.limits`).
 
 Before a message leaves the head (delivered, taken) what is due there expires, as in
 RabbitMQ. A new queue refuses arguments RabbitMQ refuses (406, :mod:`.arguments`). Every
@@ -79,6 +80,8 @@ class Consumer:
     no_ack: bool = False
     prefetch: int = 0
     unacked: int = 0
+    #: The ``basic.consume`` arguments (a stream reads ``x-stream-offset``).
+    arguments: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -105,6 +108,8 @@ class MemoryQueue:
     dead_letter_exchange: str | None = field(init=False)
     #: ``x-delivery-limit`` of a quorum queue.
     delivery_limit: int | None = field(init=False)
+    #: ``x-single-active-consumer``: only the first consumer gets messages, then the next.
+    single_active: bool = field(init=False)
     _ready: ReadyMessages = field(init=False)
     _next: int = 0
 
@@ -115,6 +120,7 @@ class MemoryQueue:
         self._ready = ReadyMessages(self.arguments, on_due=self.expire_due)
         self.dead_letter_exchange = dead_letter_exchange(self.arguments)
         self.delivery_limit = delivery_limit(self.arguments)
+        self.single_active = self.arguments.get("x-single-active-consumer") is True
 
     @property
     def ready(self) -> list[StoredMessage]:
@@ -200,6 +206,7 @@ class MemoryQueue:
         """A consumer stopped; what it holds unacked stays so until its channel settles it."""
         if consumer in self.consumers:
             self.consumers.remove(consumer)
+            self.dispatch()  # a single active consumer's successor takes over, as in a quorum queue
             self.changes.fire()
 
     def resume(self) -> None:
@@ -223,6 +230,9 @@ class MemoryQueue:
 
     def _next_consumer(self) -> Consumer | None:
         count = len(self.consumers)
+        if self.single_active and count:  # the oldest consumer is the active one
+            first = self.consumers[0]
+            return first if first.receiver.can_receive(first) else None
         for offset in range(count):
             index = (self._next + offset) % count
             consumer = self.consumers[index]

@@ -23,12 +23,12 @@ from .refusals import (
     deprecated,
     locked,
     not_found,
-    not_implemented,
     precondition_failed,
     reserved,
 )
 from .reply_to import ReplyRoutes
 from .routing import Binding, x_match_error
+from .streams import attach_log, stream_refusal
 
 
 class Topology:
@@ -150,7 +150,8 @@ class Topology:
         elif name.startswith("amq."):
             raise reserved("queue", name)
         elif arguments.get("x-queue-type") == "stream":
-            raise not_implemented("stream queues (x-queue-type 'stream')")
+            if (refusal := stream_refusal(name, durable, exclusive, auto_delete)) is not None:
+                raise precondition_failed(refusal)
         elif not durable and not exclusive and TRANSIENT_NONEXCL_QUEUES in self.denied:
             raise deprecated(TRANSIENT_NONEXCL_QUEUES)
         elif arguments.get("x-queue-type") == "quorum" and not durable:
@@ -159,6 +160,8 @@ class Topology:
         queue = MemoryQueue(
             name, durable, dict(arguments), self.on_dead, self.changes, owner, auto_delete
         )
+        if arguments.get("x-queue-type") == "stream":
+            attach_log(queue)  # its log consumes it: see .streams
         self.queues[name] = queue
         self.changes.fire()
         return queue

@@ -421,12 +421,15 @@ class RabbitCluster:
         label: str = "faults",
         config: Sequence[str] = (),
         advanced: str | None = None,
+        plugins: Sequence[str] = (),
     ) -> None:
         """:param config: more ``rabbitmq.conf`` lines for every node (``consumer_timeout =
             2000``).
         :param advanced: the ``advanced.config`` of every node, an Erlang term
             (``[{rabbit, [{channel_tick_interval, 100}]}].``): for settings ``rabbitmq.conf``
             has no key for.
+        :param plugins: plugins every node boots with (``rabbitmq_consistent_hash_exchange``),
+            written to the cluster's own ``enabled_plugins`` file; none by default.
         """
         if size < 1:
             raise ValueError("a cluster has one node or more")
@@ -441,7 +444,8 @@ class RabbitCluster:
         cookie = self.home / ".erlang.cookie"
         cookie.write_text("".join(secrets.choice(string.ascii_uppercase) for _ in range(32)))
         cookie.chmod(0o600)
-        (self.root / "enabled_plugins").write_text("[].\n")  # management and all others off
+        # Only what was asked for: management and all others stay off.
+        (self.root / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
         (self.root / "rabbitmq-env.conf").write_text("")  # instead of the system's env file
         self.epmd_port = free_port()
         self.ctl_port = free_port()

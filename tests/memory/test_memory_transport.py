@@ -482,17 +482,3 @@ async def test_direct_reply_to_rules(channel: Channel) -> None:
         await channel.basic_publish(
             b"x", routing_key="amq.rabbitmq.reply-to.nobody", mandatory=True
         )
-
-
-async def test_a_stream_queue_is_refused_loudly_and_closes_the_connection() -> None:
-    """Streams are not emulated: declaring one is NOT_IMPLEMENTED (540), never a classic
-    queue in disguise."""
-    with memory_broker() as broker:
-        connection = await connect_memory(broker.url)
-        channel = await connection.channel()
-        with pytest.raises(aiormq.exceptions.ConnectionNotImplemented, match="stream queues"):
-            await channel.queue_declare(
-                "events", durable=True, arguments={"x-queue-type": "stream"}
-            )
-        assert connection.is_closed
-        assert "events" not in broker.topology.queues

@@ -210,3 +210,14 @@ def test_the_official_schema_refuses_a_broken_document(official_schema: dict[str
     doc["operations"] = {"x": {"action": "publish", "channel": {"$ref": "#/channels/reply"}}}
     with pytest.raises(AssertionError, match="operations"):
         validate(doc, official_schema)
+
+
+def test_a_plugins_exchange_type_is_left_out_of_the_amqp_binding() -> None:
+    # The AsyncAPI AMQP binding allows AMQP's own types only; x-consistent-hash would make
+    # the document invalid.
+    from eventrabbit.asyncapi_parts import exchange_channel
+
+    hashed = exchange_channel("orders", "k", ExchangeType.CONSISTENT_HASH, "/")
+    assert "type" not in hashed["bindings"]["amqp"]["exchange"]
+    fanout = exchange_channel("orders", "k", ExchangeType.FANOUT, "/")
+    assert fanout["bindings"]["amqp"]["exchange"]["type"] == "fanout"

@@ -46,7 +46,13 @@ class NumberedExchangeType(enum.IntEnum):
 
 
 def test_exchange_type_values() -> None:
-    assert {t.value for t in ExchangeType} == {"direct", "fanout", "topic", "headers"}
+    assert {t.value for t in ExchangeType} == {
+        "direct",
+        "fanout",
+        "topic",
+        "headers",
+        "x-consistent-hash",
+    }
     assert isinstance(ExchangeType.FANOUT, str)  # a StrEnum: usable where a str is expected
     assert str(ExchangeType.FANOUT) == "fanout"
 
@@ -70,6 +76,12 @@ def test_exchange_type_values() -> None:
         pytest.param(aio_pika.ExchangeType.DIRECT, ExchangeType.DIRECT, id="aio-pika-direct"),
         pytest.param(aio_pika.ExchangeType.TOPIC, ExchangeType.TOPIC, id="aio-pika-topic"),
         pytest.param(aio_pika.ExchangeType.HEADERS, ExchangeType.HEADERS, id="aio-pika-headers"),
+        pytest.param(
+            aio_pika.ExchangeType.X_CONSISTENT_HASH,
+            ExchangeType.CONSISTENT_HASH,
+            id="aio-pika-consistent-hash",
+        ),
+        pytest.param("x-consistent-hash", ExchangeType.CONSISTENT_HASH, id="str-consistent-hash"),
         pytest.param(None, None, id="none"),
     ],
 )
@@ -86,7 +98,6 @@ def test_coerce_exchange_type(value: object, expected: ExchangeType | None) -> N
         pytest.param(" fanout", id="padded"),
         pytest.param("x-delayed-message", id="plugin-type-str"),
         pytest.param(aio_pika.ExchangeType.X_DELAYED_MESSAGE, id="aio-pika-plugin-type"),
-        pytest.param(aio_pika.ExchangeType.X_CONSISTENT_HASH, id="aio-pika-hash-type"),
         pytest.param(NumberedExchangeType.FANOUT, id="int-enum"),
         pytest.param(1, id="int"),
         pytest.param(b"fanout", id="bytes"),
