@@ -29,7 +29,7 @@ Register = Callable[[Any, argparse.ArgumentParser], None]
 
 def _commands() -> list[Register]:
     # Imported here: ``eventrabbit --help`` should not pay for every command's imports twice.
-    from . import call, check, dlq, publish, run, schema
+    from . import call, check, dlq, publish, replay, run, schema
 
     return [
         run.register,
@@ -38,6 +38,7 @@ def _commands() -> list[Register]:
         dlq.register,
         check.register,
         schema.register,
+        replay.register,
     ]
 
 

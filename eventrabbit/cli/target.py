@@ -36,27 +36,46 @@ def load(spec: str, handle_name: str | None = None) -> Target:
 
     :raises CommandError: (``USAGE``) the spec, module, attribute or handle is not there.
     """
+    module, handle = load_module(spec, handle_name)
+    channels = _channels(module, spec.partition(":")[2])
+    events = _one(module, Events, None, None, required=False)
+    return Target(module, handle, events, channels)
+
+
+def load_module(
+    spec: str, handle_name: str | None = None, what: str = "CHANNELS"
+) -> tuple[ModuleType, Handle]:
+    """Import the ``MODULE`` of ``MODULE:<what>`` and find its handle.
+
+    :raises CommandError: (``USAGE``) the spec, module or handle is not there.
+    """
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise CommandError(f"expected MODULE:CHANNELS, got {spec!r}", Exit.USAGE)
+        raise CommandError(f"expected MODULE:{what}, got {spec!r}", Exit.USAGE)
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise CommandError(f"cannot import {module_name!r}: {exc}", Exit.USAGE) from None
-    channels = _channels(module, attribute)
-    handle = _one(module, Handle, handle_name, "--handle")
-    events = _one(module, Events, None, None, required=False)
-    return Target(module, handle, events, channels)
+    return module, _one(module, Handle, handle_name, "--handle")
 
 
-def _channels(module: ModuleType, attribute: str) -> tuple[ConsumeChannel, ...]:
+def attribute_of(module: ModuleType, attribute: str) -> Any:
+    """The module attribute a dotted ``attribute`` names.
+
+    :raises CommandError: (``USAGE``) it is not there.
+    """
     value: Any = module
     for part in attribute.split("."):
         if not hasattr(value, part):
             raise CommandError(f"{module.__name__} has no attribute {attribute!r}", Exit.USAGE)
         value = getattr(value, part)
+    return value
+
+
+def _channels(module: ModuleType, attribute: str) -> tuple[ConsumeChannel, ...]:
+    value = attribute_of(module, attribute)
     if isinstance(value, ConsumeChannel):
         return (value,)
     if isinstance(value, Sequence) and value and all(isinstance(c, ConsumeChannel) for c in value):
