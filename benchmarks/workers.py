@@ -65,7 +65,7 @@ class Samples:
         self.rows: list[tuple[float, int, float]] = []
         self._written = 0
 
-    def hit(self) -> None:
+    def hit(self, i: int = -1) -> None:
         """One handler call (all the handler does)."""
         self.count += 1
         if self.count == 1:
