@@ -8,6 +8,8 @@ Pure: every check raises :class:`ConfigurationError` naming the field (``where``
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 from yarl import URL
@@ -153,3 +155,20 @@ def check_urls(where: str, value: object) -> str | tuple[str, ...]:
     if not urls or not all(isinstance(one, str) for one in urls):
         raise ConfigurationError(f"{where} must be a str or a list of them")
     return urls
+
+
+def urls_of(url: str | Sequence[str]) -> tuple[str, ...]:
+    """A channel's broker URLs, in the order they are tried."""
+    return (url,) if isinstance(url, str) else tuple(url)
+
+
+def censored_repr(channel: Any) -> str:
+    """A channel dataclass's repr with its ``url`` (one or a list) censored."""
+    shown = []
+    for one in fields(channel):
+        value = getattr(channel, one.name)
+        if one.name == "url":
+            censored = tuple(censor_url(url) for url in urls_of(value))
+            value = censored[0] if isinstance(value, str) else censored
+        shown.append(f"{one.name}={value!r}")
+    return f"{type(channel).__name__}({', '.join(shown)})"

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import envelope
 from .checks import (
     MAX_PREFETCH_COUNT,
     as_tuple,
-    censor_url,
+    censored_repr,
     check_bool,
     check_delay,
     check_int,
@@ -26,6 +26,7 @@ from .checks import (
     check_seconds,
     check_urls,
     shown,
+    urls_of,
 )
 from .errors import ConfigurationError
 from .ordering import DEAD_LETTER, check_ordering
@@ -216,19 +217,12 @@ class ConsumeChannel:
         check_bool("ConsumeChannel.exchange_durable", self.exchange_durable)
 
     def __repr__(self) -> str:
-        shown = []
-        for one in fields(self):
-            value = getattr(self, one.name)
-            if one.name == "url":
-                censored = [censor_url(u) for u in self.urls]
-                value = censored[0] if isinstance(self.url, str) else tuple(censored)
-            shown.append(f"{one.name}={value!r}")
-        return f"{type(self).__name__}({', '.join(shown)})"
+        return censored_repr(self)
 
     @property
     def urls(self) -> tuple[str, ...]:
         """The broker URLs, in the order they are tried."""
-        return (self.url,) if isinstance(self.url, str) else tuple(self.url)
+        return urls_of(self.url)
 
     def routing_keys(self) -> tuple[str, ...]:
         """The routing keys the queue is bound with."""

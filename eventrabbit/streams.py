@@ -21,20 +21,21 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from .checks import (
     MAX_PREFETCH_COUNT,
     as_tuple,
-    censor_url,
+    censored_repr,
     check_bool,
     check_int,
     check_name,
     check_queue_name,
     check_urls,
     shown,
+    urls_of,
 )
 from .common import ExchangeType, coerce_exchange_type
 from .errors import ConfigurationError
@@ -114,19 +115,12 @@ class StreamChannel:
         check_bool("StreamChannel.exchange_durable", self.exchange_durable)
 
     def __repr__(self) -> str:
-        parts = []
-        for one in fields(self):
-            value = getattr(self, one.name)
-            if one.name == "url":
-                censored = tuple(censor_url(u) for u in self.urls)
-                value = censored[0] if isinstance(self.url, str) else censored
-            parts.append(f"{one.name}={value!r}")
-        return f"StreamChannel({', '.join(parts)})"
+        return censored_repr(self)
 
     @property
     def urls(self) -> tuple[str, ...]:
         """The broker URLs, in the order they are tried."""
-        return (self.url,) if isinstance(self.url, str) else tuple(self.url)
+        return urls_of(self.url)
 
     def routing_keys(self) -> tuple[str, ...]:
         """The routing keys the stream is bound with."""

@@ -8,8 +8,10 @@ this package can reach the shared broker by accident.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import aiormq
+import aiormq.abc
 import pytest
 
 from tests.faults.rabbit_node import RabbitCluster, RabbitNode
@@ -28,6 +30,16 @@ def node(rabbit: RabbitNode) -> RabbitNode:
     """The module's node, up and answering."""
     rabbit.ensure_up()
     return rabbit
+
+
+@pytest.fixture
+async def raw(node: RabbitNode) -> AsyncIterator[aiormq.abc.AbstractChannel]:
+    """An independent raw client of the module's node (confirm mode): publishes and reads."""
+    connection = await aiormq.connect(node.url())
+    try:
+        yield await connection.channel(publisher_confirms=True)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

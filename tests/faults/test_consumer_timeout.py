@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiormq
@@ -47,16 +47,6 @@ def rabbit() -> Iterator[RabbitNode]:
         advanced="[{rabbit, [{channel_tick_interval, 100}]}].\n",
     ) as cluster:
         yield cluster.nodes[0]
-
-
-@pytest.fixture
-async def raw(node: RabbitNode) -> AsyncIterator[aiormq.abc.AbstractChannel]:
-    """An independent raw client of the node: publishes, and reads the dead-letter queue."""
-    connection = await aiormq.connect(node.url())
-    try:
-        yield await connection.channel(publisher_confirms=True)
-    finally:
-        await connection.close()
 
 
 async def publish(channel: aiormq.abc.AbstractChannel, queue: str, action: str, mid: str) -> None:

@@ -10,7 +10,7 @@ then the queue goes on in order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiormq
@@ -41,15 +41,6 @@ def rabbit() -> Iterator[RabbitNode]:
         advanced="[{rabbit, [{channel_tick_interval, 100}]}].\n",
     ) as cluster:
         yield cluster.nodes[0]
-
-
-@pytest.fixture
-async def raw(node: RabbitNode) -> AsyncIterator[aiormq.abc.AbstractChannel]:
-    connection = await aiormq.connect(node.url())
-    try:
-        yield await connection.channel(publisher_confirms=True)
-    finally:
-        await connection.close()
 
 
 @pytest.mark.timeout(120)
