@@ -102,6 +102,23 @@ async def test_a_captured_stream_is_replayed_through_the_modules_handler(
     assert "replayed 2 events" in ran.stdout
     assert out.read_text().split() == ["4", "5"]
 
+    # A checkpoint carries over to the next process: it resumes at checkpoint + 1.
+    out.unlink()
+    resume = ["--checkpoint", "projection", "--checkpoint-dir", str(tmp_path)]
+    ran = await cli.run("replay", TARGET, *resume, env=env)
+    assert ran.code == 0, ran.stderr
+    events, handle = build_event_dependencies(BROKER_URL)
+    try:
+        for n in range(6, 9):
+            await events.publish(f"{stream}.ex", "COUNTED", {"n": n})
+    finally:
+        await handle.close()
+    ran = await cli.run("replay", TARGET, *resume, "--json", env=env)
+    assert ran.code == 0, ran.stderr
+    summary = orjson.loads(ran.stdout)
+    assert (summary["handled"], summary["first_offset"], summary["last_offset"]) == (3, 6, 8)
+    assert out.read_text().split() == [str(n) for n in range(9)]  # each once, in order
+
     ran = await cli.run("replay", "tests.cli.services_replay.service:events", env=env)
     assert ran.code == 2
     assert "is not a StreamChannel" in ran.stderr
