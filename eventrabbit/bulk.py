@@ -80,6 +80,30 @@ class BulkResult:
         return not self.failed
 
 
+async def publish_item(
+    publisher: Publisher,
+    index: int,
+    exchange: str,
+    action: str,
+    data: Any,
+    *,
+    key: str = "",
+    headers: dict[str, Any] | None = None,
+) -> ItemResult:
+    """Publish one event and say how it ended, without raising for it."""
+    try:
+        # Always mandatory on the wire: an unroutable item is reported, not just logged.
+        message_id = await publisher.publish_event(
+            exchange, action, data, routing_key=key, mandatory=True, headers=headers
+        )
+    except UnroutableError as exc:
+        return ItemResult(index, Outcome.UNROUTABLE, exc.message_id, exc)
+    except (EventRabbitError, TypeError) as exc:
+        sent: str | None = getattr(exc, "message_id", None)
+        return ItemResult(index, Outcome.FAILED, sent, exc)
+    return ItemResult(index, Outcome.CONFIRMED, message_id)
+
+
 async def publish_many(
     publisher: Publisher,
     exchange: str,
@@ -98,16 +122,7 @@ async def publish_many(
 
     async def one(index: int, data: Any) -> None:
         try:
-            # Always mandatory on the wire: an unroutable item is reported, not just logged.
-            message_id = await publisher.publish_event(
-                exchange, action, data, routing_key=key, mandatory=True
-            )
-            results[index] = ItemResult(index, Outcome.CONFIRMED, message_id)
-        except UnroutableError as exc:
-            results[index] = ItemResult(index, Outcome.UNROUTABLE, exc.message_id, exc)
-        except (EventRabbitError, TypeError) as exc:
-            sent: str | None = getattr(exc, "message_id", None)
-            results[index] = ItemResult(index, Outcome.FAILED, sent, exc)
+            results[index] = await publish_item(publisher, index, exchange, action, data, key=key)
         finally:
             slots.release()
 

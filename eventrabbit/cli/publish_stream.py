@@ -8,8 +8,9 @@ the broker confirmed it. Publishes start in input order, and the channel writes 
 order they start (its write lock is first come, first served), so a queue receives them in
 input order — unless a lost connection makes the publisher send some again.
 
-Every publish asks the broker to return what no queue receives (the publisher always does), so
-unroutable events are counted whether or not ``--mandatory`` makes them an error. The first
+Each event is :func:`eventrabbit.bulk.publish_item` (as in ``events.publish_many``): every
+publish asks the broker to return what no queue receives, so unroutable events are counted
+whether or not ``--mandatory`` makes them an error. The first
 publish that fails stops the intake: what is in flight is awaited and counted, nothing new
 starts.
 """
@@ -19,9 +20,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiormq
-
-from eventrabbit import BrokerUnavailable, PublishError, UnroutableError
+from eventrabbit import Outcome
+from eventrabbit.bulk import publish_item
 from eventrabbit.publisher import Publisher
 
 from .output import progress
@@ -87,22 +87,20 @@ class Pipeline:
     async def _publish(self, data: dict[str, Any]) -> None:
         exchange, action, key = self._where
         try:
-            # Always mandatory: an unroutable event is counted here instead of being logged.
-            self.message_id = await self._publisher.publish_event(
-                exchange, action, data, routing_key=key, mandatory=True, headers=self._headers
+            item = await publish_item(
+                self._publisher, 0, exchange, action, data, key=key, headers=self._headers
             )
-            self.published += 1
-        except UnroutableError as exc:  # confirmed by the broker, received by no queue
-            self.message_id = exc.message_id
-            self.published += 1
-            self.unroutable += 1
-        except (PublishError, BrokerUnavailable, aiormq.exceptions.AMQPError) as exc:
-            # (aiormq's own errors: a connection the broker closed while a channel opened.)
-            if self.failure is None:
-                self.failure = exc
         finally:
             self.in_flight -= 1
             self._slots.release()
+        if item.outcome is Outcome.FAILED:
+            if self.failure is None and isinstance(item.error, Exception):
+                self.failure = item.error
+            return
+        self.message_id = item.message_id
+        self.published += 1  # confirmed by the broker, routed or not
+        if item.outcome is Outcome.UNROUTABLE:
+            self.unroutable += 1
 
     def _report(self) -> None:
         if self._progress_every is None:
