@@ -6,6 +6,7 @@ import os
 import platform
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from . import loop
@@ -30,6 +31,24 @@ def _load() -> list[float] | None:
         return None
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model: Linux's ``model name``, else what ``platform.processor()`` says.
+
+    Ratios are compared across runs, and two machines with as many cores can differ by more
+    than a library does, so the report names the model when the system tells it.
+    """
+    try:
+        lines = cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        # Not Linux (or no procfs): platform has the best guess there is.
+        lines = []
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep and name.strip() == "model name" and value.strip():
+            return " ".join(value.split())
+    return platform.processor() or None
+
+
 async def describe(settings: Settings) -> dict[str, Any]:
     """Date, machine, Python, library and broker versions, sizes and the loop that runs."""
     async with admin(settings.url) as adm:
@@ -40,6 +59,7 @@ async def describe(settings: Settings) -> dict[str, Any]:
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(terse=True),
             "processor": platform.machine(),
+            "cpu_model": cpu_model(),
             "load_average_at_start": _load(),
         },
         "python": f"{platform.python_implementation()} {platform.python_version()}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,13 @@ import orjson
 
 from .metrics import METRICS, Metric
 from .settings import REFERENCE
+from .spread import NOISY_SPREAD, Spread
 from .suite import Results
+
+#: The mark of a noisy figure (see :func:`benchmarks.suite.is_noisy`), explained under the table.
+NOISY_MARK = "⚠"
+#: Between the lowest and highest round of a range.
+DASH = "\N{EN DASH}"
 
 
 def number(value: float) -> str:
@@ -21,14 +28,108 @@ def number(value: float) -> str:
     return f"{value:.2f}"
 
 
-def _cell(metric: Metric, client: str, medians: dict[str, Any], ratios: dict[str, Any]) -> str:
-    value = medians.get(client, {}).get(metric.key)
+def plus_minus(spread: Spread) -> str:
+    """Half the range of the rounds as a percentage of their median: ``±8%``.
+
+    Half, so that the noise rule's ``(max - min) / median`` above 20 % reads as "wider than
+    ±10 %" in the table. A median of 0 has no percentage: the lowest and highest round then.
+    """
+    if spread.median == 0:
+        return f"({number(spread.low)}{DASH}{number(spread.high)})"
+    return f"±{50 * (spread.high - spread.low) / abs(spread.median):.0f}%"
+
+
+def cell(
+    value: float | None,
+    ratio: float | None,
+    ratio_spread: Spread | None,
+    own_spread: Spread | None,
+    noisy: bool,
+) -> str:
+    """One figure: its median, ratio and the range of its per-round ratios; ⚠ if noisy.
+
+    ``9,123 (1.34x, 1.21 to 1.48)`` (with an en dash for "to"), or ``9,742 ±8%`` without a
+    ratio (the reference). A figure measured in one round only has no range or ± (the table
+    says why under it).
+    """
     if value is None:
         return "-"
-    ratio = ratios.get(client, {}).get(metric.key)
-    if client == REFERENCE or ratio is None:
-        return number(value)
-    return f"{number(value)} ({ratio:.2f}x)"
+    if ratio is not None:
+        spread = ""
+        if ratio_spread is not None and ratio_spread.count > 1:
+            spread = f", {ratio_spread.low:.2f}{DASH}{ratio_spread.high:.2f}"
+        text = f"{number(value)} ({ratio:.2f}x{spread})"
+    elif own_spread is not None and own_spread.count > 1:
+        text = f"{number(value)} {plus_minus(own_spread)}"
+    else:
+        text = number(value)
+    return f"{text} {NOISY_MARK}" if noisy else text
+
+
+@dataclass(slots=True, frozen=True)
+class _Tables:
+    """What the markdown table is made of, computed once from the results."""
+
+    medians: dict[str, dict[str, float]]
+    ratios: dict[str, dict[str, float]]
+    spreads: dict[str, dict[str, Spread]]
+    ratio_spreads: dict[str, dict[str, Spread]]
+    noise: dict[str, dict[str, Spread]]
+
+    @classmethod
+    def of(cls, results: Results) -> _Tables:
+        """Every table of ``results``."""
+        return cls(
+            results.medians(),
+            results.ratios(),
+            results.spreads(),
+            results.ratio_spreads(),
+            results.noise(),
+        )
+
+
+def _cell(metric: Metric, client: str, results: _Tables) -> str:
+    key = metric.key
+    noise = results.noise.get(client, {}).get(key)
+    return cell(
+        results.medians.get(client, {}).get(key),
+        None if client == REFERENCE else results.ratios.get(client, {}).get(key),
+        results.ratio_spreads.get(client, {}).get(key),
+        results.spreads.get(client, {}).get(key),
+        noise is not None and noise.noisy,
+    )
+
+
+def notes(shown: list[Spread]) -> list[str]:
+    """The lines under the table: what the brackets mean, the flag, single-round figures.
+
+    :param shown: the spreads the flags of the table's cells were decided on.
+    """
+    if not any(spread.count > 1 for spread in shown):
+        return [
+            f"(x) = ratio to the `{REFERENCE}` aiormq loop of the same run.",
+            "",
+            "**Single round**: no figure has a spread, so none can be flagged as noisy. "
+            "A smoke test: quote only runs of 3 or more rounds.",
+        ]
+    lines = [
+        f"(1.34x, 1.21{DASH}1.48) = the ratio of the medians to the `{REFERENCE}` aiormq loop "
+        "of the same run, then the lowest and highest per-round ratio (round i ÷ "
+        f"`{REFERENCE}`'s round i, measured side by side); `{REFERENCE}`'s ±% = half the range "
+        "of its rounds, as a percentage of its median.",
+        "",
+        f"{NOISY_MARK} = noisy: the rounds spread over more than {NOISY_SPREAD:.0%} of their "
+        f"median (±{NOISY_SPREAD / 2:.0%}), of the per-round ratios (of the values for "
+        f"`{REFERENCE}` and figures without a ratio). Do not quote it: rerun on a quieter "
+        "machine or with more rounds.",
+    ]
+    if any(spread.count == 1 for spread in shown):
+        lines += [
+            "",
+            "A figure without a range was measured once (the memory workload runs once per "
+            "client, in a fresh process; or the other rounds failed): no spread, never flagged.",
+        ]
+    return lines
 
 
 def header(meta: dict[str, Any]) -> list[str]:
@@ -37,8 +138,10 @@ def header(meta: dict[str, Any]) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
     sizes = meta["sizes"]
     load = machine.get("load_average_at_start")
+    model = machine.get("cpu_model")
+    cpus = f"{machine['cpu_count']} CPUs" + (f" ({model})" if model else "")
     return [
-        f"**{meta['date']}** · {machine['cpu_count']} CPUs, {machine['platform']} "
+        f"**{meta['date']}** · {cpus}, {machine['platform']} "
         f"({machine['processor']}), load average at start {load} · {meta['python']} · "
         f"loop: {meta['loop']} · broker: {meta['broker']}",
         "",
@@ -53,7 +156,8 @@ def header(meta: dict[str, Any]) -> list[str]:
 
 def markdown(results: Results) -> str:
     """The table: one row per figure, one column per client, ratios to the reference."""
-    medians, ratios = results.medians(), results.ratios()
+    tables = _Tables.of(results)
+    medians = tables.medians
     clients = [c for c in results.meta["clients"] if c in medians] + [
         c for c in medians if c not in results.meta["clients"]
     ]
@@ -65,13 +169,15 @@ def markdown(results: Results) -> str:
         "| figure | unit | better | " + " | ".join(clients) + " |",
         "|---|---|:-:|" + "---:|" * len(clients),
     ]
+    shown: list[Spread] = []
     for metric in METRICS:
         if not metric.table or not any(metric.key in medians.get(c, {}) for c in clients):
             continue
         arrow = "↑" if metric.higher_is_better else "↓"
-        cells = " | ".join(_cell(metric, c, medians, ratios) for c in clients)
+        cells = " | ".join(_cell(metric, c, tables) for c in clients)
         lines.append(f"| {metric.label} | {metric.unit} | {arrow} | {cells} |")
-    lines += ["", f"(x) = ratio to the `{REFERENCE}` aiormq loop of the same run."]
+        shown += [m[metric.key] for c in clients if metric.key in (m := tables.noise.get(c, {}))]
+    lines += ["", *notes(shown)]
     if results.errors:
         lines += ["", "Failures:", "", *(f"- {e}" for e in results.errors)]
     return "\n".join(lines) + "\n"
