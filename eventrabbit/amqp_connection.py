@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import aiormq
 import aiormq.abc
+from aiormq.connection import FrameReceiver
 from pamqp import commands as spec
 from yarl import URL
 
 from .checks import censor_url as censor
 from .errors import AccessRefused, BrokerUnavailable
+from .frame_source import FrameSource
 from .wire import WireReader
 from .wire_transport import WireTransport
 
@@ -64,6 +67,13 @@ class _Connection(aiormq.Connection):
     async def __handle_connection_unblocked(self, frame: spec.Connection.Unblocked) -> None:
         await super().__handle_connection_unblocked(frame)
         self._tell_blocked(None)
+
+    # Once the handshake is done, aiormq's reader loop gets its frames whole from the wire
+    # reader's buffer instead of three readexactly calls each (eventrabbit.frame_source).
+    def __reader(self, frame_receiver: FrameReceiver) -> Coroutine[Any, Any, None]:
+        reader = frame_receiver.reader
+        source = FrameSource(reader) if isinstance(reader, WireReader) else frame_receiver
+        return super().__reader(source)  # type: ignore[arg-type]  # aiormq only iterates it
 
     def _tell_blocked(self, reason: str | None) -> None:
         for listener in list(self.blocked_listeners):

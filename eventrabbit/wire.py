@@ -6,8 +6,10 @@ Theory of operation
 aiormq reads each frame as three ``readexactly`` calls — the type octet (``n == 1``), channel
 and size (6), payload and end octet — and has pamqp decode it; a frame pamqp cannot decode ends
 the connection, and the broker redelivers the message to the next one. :class:`WireReader` is
-that ``StreamReader``. When aiormq asks for one octet, it looks at the frame at the front of
-its buffer before aiormq takes any of it:
+that ``StreamReader``. An open connection takes its frames whole with ``next_frame``
+(:mod:`eventrabbit.frame_source`), which inspects methods and content headers in place
+first; in the handshake, when aiormq asks for one octet, the reader looks at the frame at
+the front of its buffer before aiormq takes any of it:
 
 - other calls, and frames other than methods and content headers, cost one comparison:
   ``StreamReader.readexactly``'s own coroutine is returned;
@@ -27,8 +29,8 @@ stand-in (then with the problem) — for the consumer to :meth:`~WireReader.take
 stash is emptied when the channel opens or closes (tags start again), and bounded by
 :data:`MAX_STASHED`. ``Basic.Return`` and ``GetOk`` names are not mended: eventrabbit publishes
 only UTF-8 names and never gets. This relies on CPython's ``StreamReader`` internals
-(``_buffer``, a ``bytearray``, and ``_waiter``, ``_wakeup_waiter``, ``_eof``, ``_limit``;
-checked when a reader is made).
+(``_buffer``, a ``bytearray``, and ``_waiter``, ``_wakeup_waiter``, ``_eof``, ``_limit``,
+``_exception``, ``_wait_for_data``, ``_maybe_resume_transport``; checked when a reader is made).
 """
 
 from __future__ import annotations
@@ -61,7 +63,15 @@ class WireReader(asyncio.StreamReader):
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)
-        internals = ("_waiter", "_wakeup_waiter", "_eof", "_limit")
+        internals: tuple[str, ...] = (
+            "_waiter",
+            "_wakeup_waiter",
+            "_eof",
+            "_limit",
+            "_exception",
+            "_wait_for_data",
+        )
+        internals += ("_maybe_resume_transport",)
         if not isinstance(getattr(self, "_buffer", None), bytearray) or not all(
             hasattr(self, name) for name in internals
         ):
@@ -69,6 +79,7 @@ class WireReader(asyncio.StreamReader):
         self._buffer: bytearray
         self._waiter: asyncio.Future[None] | None  # StreamReader's, also private
         self._eof: bool
+        self._exception: BaseException | None
         self._limit: int
         self._stashes: dict[int, dict[int, Stashed]] = {}  # watched channel -> tag -> stash
         self._pending: dict[int, int] = {}  # channel -> tag of the Deliver before its header
@@ -121,6 +132,25 @@ class WireReader(asyncio.StreamReader):
             return self._whole_frame(n)
         self._inspect(buf, end)
         return _readexactly(self, n)
+
+    def next_frame(self) -> bytes | None:
+        """The frame at the front of the buffer, inspected and taken out; ``None`` until whole."""
+        buf = self._buffer
+        if len(buf) < 7:
+            return None
+        end = 8 + _U32(buf, 3)[0]
+        if len(buf) < end:
+            return None
+        if buf[0] <= _HEADER:
+            if self._looked_ahead:
+                self._looked_ahead = False  # the content header its Deliver dealt with
+            else:
+                self._inspect(buf, end)
+                end = 8 + _U32(buf, 3)[0]  # a stand-in may have rewritten it
+        frame = bytes(buf[:end])
+        del buf[:end]
+        self._maybe_resume_transport()  # type: ignore[attr-defined]
+        return frame
 
     def _wakeup_waiter(self) -> None:
         # feed_data and feed_eof call this when data (or the end) arrives. While aiormq waits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import random
 from collections.abc import Iterator
@@ -340,3 +341,14 @@ def test_aiormq_still_has_the_blocked_handlers_eventrabbit_wraps() -> None:
     ):
         assert callable(getattr(aiormq.Connection, name, None)), name
         assert getattr(_Connection, name) is not getattr(aiormq.Connection, name), name
+
+
+def test_aiormq_still_has_the_reader_loop_eventrabbit_feeds() -> None:
+    # eventrabbit.amqp_connection hands aiormq's private reader loop a FrameSource: an aiormq
+    # that renames the loop (or stops iterating its receiver) must fail here, not silently
+    # read frames the slow way.
+    name = "_Connection__reader"
+    assert callable(getattr(aiormq.Connection, name, None))
+    assert getattr(_Connection, name) is not getattr(aiormq.Connection, name)
+    source = inspect.getsource(getattr(aiormq.Connection, name))
+    assert "async for weight, channel, frame in frame_receiver" in source
