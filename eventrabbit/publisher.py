@@ -128,8 +128,20 @@ class Publisher:
         try:
             while True:
                 try:
-                    routed = await self._publish_once(
-                        body, exchange, routing_key, properties, deadline
+                    channel = self.channel.open_channel
+                    if channel is None:
+                        channel = await self._channel_before(
+                            deadline, exchange, routing_key, properties
+                        )
+                    # Always mandatory on the wire, so unroutable events are noticed and counted.
+                    routed = await publish_confirmed(
+                        channel,
+                        body,
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=True,
+                        confirm_timeout=max(deadline - loop.time(), 0.001),
                     )
                     break
                 except AccessRefused as exc:
@@ -157,28 +169,6 @@ class Publisher:
         if not routed:
             self._unroutable(exchange, routing_key, properties.message_id, mandatory)
         return routed
-
-    async def _publish_once(
-        self,
-        body: bytes,
-        exchange: str,
-        routing_key: str,
-        properties: spec.Basic.Properties,
-        deadline: float,
-    ) -> bool:
-        channel = self.channel.open_channel
-        if channel is None:
-            channel = await self._channel_before(deadline, exchange, routing_key, properties)
-        # Always mandatory on the wire, so unroutable events are noticed and counted.
-        return await publish_confirmed(
-            channel,
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=properties,
-            mandatory=True,
-            confirm_timeout=max(deadline - asyncio.get_running_loop().time(), 0.001),
-        )
 
     async def _channel_before(
         self,
