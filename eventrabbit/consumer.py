@@ -39,7 +39,7 @@ from aiormq.abc import DeliveredMessage
 from . import envelope
 from .acks import AckBatcher
 from .common import QueueConfig, RetryConfig
-from .connection import CHANNEL_GONE
+from .connection import CHANNEL_GONE, server_of
 from .dispatch import action_of, dispatch
 from .errors import EventRabbitError, InvalidMessage, OrderedQueueStopped
 from .failures import Reply, Retry
@@ -93,7 +93,7 @@ class QueueConsumer:
         #: Deliveries being handled, in arrival order; one cut off by the channel's close stays.
         self._opened: dict[int, Opened] = {}
         self._user: str | None = channel.connection.url.user
-        self._hooks = hooks
+        self._hooks, self._server = hooks, server_of(channel.connection)  # the node, for hooks
         self._outbox = Outbox(channel.connection, queue, retry.retry_delay_seconds, hooks)
         self._consumer_tag: str | None = None
         self._acks = AckBatcher(channel, config.prefetch_count)
@@ -142,7 +142,7 @@ class QueueConsumer:
             if self._hooks is None:
                 await self._route(message, tag, stashed, None)
             else:
-                record = self._hooks.delivery(self.queue, message)
+                record = self._hooks.delivery(self.queue, message, self._server)
                 await record.around(self._route(message, tag, stashed, record))
             del self._opened[tag]  # not reached when cut off: see ``_on_close``
         finally:

@@ -21,7 +21,7 @@ from typing import Any
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
-from .connection import as_urls, censor, server_of
+from .connection import as_urls, censor
 from .errors import UnroutableError
 from .failures import Copy, retry_count
 from .hooks import Hooks
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 #: The state of a hook whose ``*_started`` raised: it is not told the end.
 _BROKEN = object()
 _NO_HEADERS: MappingProxyType[str, Any] = MappingProxyType({})
+#: The host and port of a broker node (``None`` where unknown).
+Server = tuple[str | None, int | None]
 
 
 class HookSet:
@@ -82,13 +84,15 @@ class HookSet:
 
     def finish(self, method: str, states: list[Any], *args: Any) -> None:
         """Call ``method`` of each hook with its state, in reverse order."""
-        for hook, state in zip(reversed(self.hooks), reversed(states), strict=True):
+        hooks = self.hooks
+        for index in range(len(hooks) - 1, -1, -1):  # per message: cheaper than zip(reversed)
+            state = states[index]
             if state is _BROKEN:
                 continue
             try:
-                getattr(hook, method)(state, *args)
+                getattr(hooks[index], method)(state, *args)
             except Exception as exc:  # noqa: BLE001 — a hook must not break the work
-                self.contain(hook, method, exc)
+                self.contain(hooks[index], method, exc)
 
     def tell(self, method: str, *args: Any) -> None:
         """Call ``method`` of each hook (an event without an end)."""
@@ -142,9 +146,9 @@ class HookSet:
         """An RPC call starts."""
         return Span(self, "call_finished", call, self.start("call_started", call))
 
-    def delivery(self, queue: str, message: DeliveredMessage) -> DeliveryRecord:
-        """A delivery arrived."""
-        return DeliveryRecord(self, queue, message)
+    def delivery(self, queue: str, message: DeliveredMessage, server: Server) -> DeliveryRecord:
+        """A delivery arrived from the broker node at ``server`` (host, port)."""
+        return DeliveryRecord(self, queue, message, server)
 
 
 class Span:
@@ -170,11 +174,13 @@ class DeliveryRecord:
     started when it ends.
     """
 
-    __slots__ = ("_arrived", "_hooks", "_message", "_queue", "_states", "delivery", "error")
+    __slots__ = ("_at", "_hooks", "_message", "_queue", "_server", "_states", "delivery", "error")
 
-    def __init__(self, hooks: HookSet, queue: str, message: DeliveredMessage) -> None:
-        self._hooks, self._queue, self._message = hooks, queue, message
-        self._arrived = perf_counter()
+    def __init__(
+        self, hooks: HookSet, queue: str, message: DeliveredMessage, server: Server
+    ) -> None:
+        self._hooks, self._queue, self._message, self._server = hooks, queue, message, server
+        self._at = perf_counter()
         self._states: list[Any] | None = None
         self.delivery: Delivery | None = None
         #: What the handler raised, or why the delivery was left unacked.
@@ -190,21 +196,20 @@ class DeliveryRecord:
         message = self._message
         properties = message.header.properties
         headers = properties.headers
-        channel = getattr(message, "channel", None)
-        host, port = server_of(getattr(channel, "connection", None))
+        deliver = message.delivery
+        # Positional, in Delivery's field order: built per message.
         self.delivery = delivery = Delivery(
-            queue=self._queue,
-            exchange=message.exchange or "",
-            routing_key=message.routing_key or "",
-            action=action,
-            message_id=properties.message_id,
-            correlation_id=properties.correlation_id,
-            retry_count=retry_count(headers),
-            redelivered=bool(message.redelivered),
-            headers=MappingProxyType(headers) if headers else _NO_HEADERS,
-            delivery_tag=int(getattr(message.delivery, "delivery_tag", 0) or 0),
-            server_address=host,
-            server_port=port,
+            self._queue,
+            getattr(deliver, "exchange", None) or "",
+            getattr(deliver, "routing_key", None) or "",
+            action,
+            properties.message_id,
+            properties.correlation_id,
+            retry_count(headers),
+            bool(getattr(deliver, "redelivered", False)),
+            MappingProxyType(headers) if headers else _NO_HEADERS,
+            int(getattr(deliver, "delivery_tag", 0) or 0),
+            *self._server,
         )
         self._states = self._hooks.start("delivery_started", delivery)
 
@@ -247,5 +252,5 @@ class DeliveryRecord:
             self.start(None)
         assert self._states is not None
         assert self.delivery is not None
-        result = Result(outcome, perf_counter() - self._arrived, self.error)
+        result = Result(outcome, perf_counter() - self._at, self.error)
         self._hooks.finish("delivery_finished", self._states, self.delivery, result)
