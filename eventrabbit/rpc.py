@@ -151,7 +151,7 @@ class RPCClient:
         self, action: str, body: bytes, exchange: str, key: str, properties: spec.Basic.Properties
     ) -> None:
         try:
-            channel = await self.channel.get()
+            channel = self.channel.open_channel or await self.channel.get()
             self._sent_on[str(properties.correlation_id)] = channel
             routed = await publish_confirmed(
                 channel,
