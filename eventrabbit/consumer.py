@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 # What a handler may raise that is not a failure of the message: the process is stopping.
 _STOP_PROCESS = (KeyboardInterrupt, SystemExit)
 Record = DeliveryRecord | None
+_LEFT = "message %s on queue %r left unacked for redelivery: %s"
+_STILL_RUNNING = "%d handler(s) on queue %r still running after %s s; cancelled, to be redelivered"
 
 
 class QueueConsumer:
@@ -143,7 +145,13 @@ class QueueConsumer:
                 await self._route(message, tag, stashed, None)
             else:
                 record = self._hooks.delivery(self.queue, message, self._server)
-                await record.around(self._route(message, tag, stashed, record))
+                try:  # no coroutine of its own per delivery: DeliveryRecord.around, inline
+                    outcome = await self._route(message, tag, stashed, record)
+                except BaseException as exc:
+                    record.error = exc
+                    record.finish(Outcome.LEFT_UNACKED)  # cancelled, or the process stops
+                    raise
+                record.finish(outcome)
             del self._opened[tag]  # not reached when cut off: see ``_on_close``
         finally:
             self._in_flight -= 1
@@ -214,13 +222,8 @@ class QueueConsumer:
         except (EventRabbitError, *CHANNEL_GONE) as publish_exc:
             # Left open and unacked; replacing the channel redeclares the topology (a deleted
             # delay or dead-letter queue comes back) and the broker redelivers the message.
-            log.error(
-                "message %s on queue %r left unacked for redelivery: %s",
-                properties.message_id,
-                self.queue,
-                publish_exc,
-                extra=fields | {"outcome": Outcome.LEFT_UNACKED.value},
-            )
+            left = fields | {"outcome": Outcome.LEFT_UNACKED.value}
+            log.error(_LEFT, properties.message_id, self.queue, publish_exc, extra=left)
             self._break(f"a retry or dead-letter publish failed: {publish_exc}")
             if record is not None:
                 record.error = publish_exc
@@ -247,13 +250,7 @@ class QueueConsumer:
                 if self._drained is not None:
                     await self._drained
         except TimeoutError:
-            log.warning(
-                "%d handler(s) on queue %r still running after %s s; cancelled, their "
-                "messages will be redelivered",
-                self._in_flight,
-                self.queue,
-                grace_timeout,
-            )
+            log.warning(_STILL_RUNNING, self._in_flight, self.queue, grace_timeout)
         if not self.channel.is_closed:
             await self._acks.flush()  # what finished is acked, even past the grace time
             await close_channel(self.channel, self.queue, lambda: self._in_flight)

@@ -235,17 +235,6 @@ class DeliveryRecord:
         )
         self._hooks.tell("failure_decided", decision)
 
-    async def around(self, handling: Awaitable[Outcome]) -> None:
-        """Await the delivery's ``handling`` and tell the hooks how it ended."""
-        outcome = Outcome.LEFT_UNACKED  # unless handling says otherwise: it was cancelled
-        try:
-            outcome = await handling
-        except BaseException as exc:
-            self.error = exc
-            raise
-        finally:
-            self.finish(outcome)
-
     def finish(self, outcome: Outcome) -> None:
         """The delivery ended (one that never got to its handler is started first)."""
         if self._states is None:
