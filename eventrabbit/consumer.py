@@ -144,7 +144,7 @@ class QueueConsumer:
             if self._hooks is None:
                 await self._route(message, tag, stashed, None)
             else:
-                record = self._hooks.delivery(self.queue, message, self._server)
+                record = DeliveryRecord(self._hooks, self.queue, message, self._server)
                 try:  # no coroutine of its own per delivery: DeliveryRecord.around, inline
                     outcome = await self._route(message, tag, stashed, record)
                 except BaseException as exc:

@@ -73,6 +73,12 @@ class HookSet:
 
     def start(self, method: str, *args: Any) -> list[Any]:
         """Call ``method`` of each hook; their states, in order."""
+        if len(self.hooks) == 1:  # the usual case, per message
+            try:
+                return [getattr(self.hooks[0], method)(*args)]
+            except Exception as exc:  # noqa: BLE001 — a hook must not break the work
+                self.contain(self.hooks[0], method, exc)
+                return [_BROKEN]
         states: list[Any] = []
         for hook in self.hooks:
             try:
@@ -85,6 +91,12 @@ class HookSet:
     def finish(self, method: str, states: list[Any], *args: Any) -> None:
         """Call ``method`` of each hook with its state, in reverse order."""
         hooks = self.hooks
+        if len(hooks) == 1 and states[0] is not _BROKEN:  # the usual case, per message
+            try:
+                getattr(hooks[0], method)(states[0], *args)
+            except Exception as exc:  # noqa: BLE001 — a hook must not break the work
+                self.contain(hooks[0], method, exc)
+            return
         for index in range(len(hooks) - 1, -1, -1):  # per message: cheaper than zip(reversed)
             state = states[index]
             if state is _BROKEN:
@@ -146,10 +158,6 @@ class HookSet:
         """An RPC call starts."""
         return Span(self, "call_finished", call, self.start("call_started", call))
 
-    def delivery(self, queue: str, message: DeliveredMessage, server: Server) -> DeliveryRecord:
-        """A delivery arrived from the broker node at ``server`` (host, port)."""
-        return DeliveryRecord(self, queue, message, server)
-
 
 class Span:
     """A publish or call between its start and its end."""
@@ -196,19 +204,19 @@ class DeliveryRecord:
         message = self._message
         properties = message.header.properties
         headers = properties.headers
-        deliver = message.delivery
+        deliver: spec.Basic.Deliver = message.delivery  # type: ignore[assignment]  # consumed
         # Positional, in Delivery's field order: built per message.
         self.delivery = delivery = Delivery(
             self._queue,
-            getattr(deliver, "exchange", None) or "",
-            getattr(deliver, "routing_key", None) or "",
+            deliver.exchange or "",
+            deliver.routing_key or "",
             action,
             properties.message_id,
             properties.correlation_id,
-            retry_count(headers),
-            bool(getattr(deliver, "redelivered", False)),
+            retry_count(headers) if headers else 0,
+            bool(deliver.redelivered),
             MappingProxyType(headers) if headers else _NO_HEADERS,
-            int(getattr(deliver, "delivery_tag", 0) or 0),
+            deliver.delivery_tag or 0,
             *self._server,
         )
         self._states = self._hooks.start("delivery_started", delivery)

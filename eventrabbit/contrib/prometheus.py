@@ -114,6 +114,7 @@ class PrometheusHooks(Hooks):
         max_actions: int = MAX_ACTIONS,
     ) -> None:
         self.actions = ActionLabels(actions, max_actions)
+        self._known = self.actions.known  # looked up per message
         common: dict[str, Any] = {"namespace": namespace, "registry": registry}
         prefix = f"{namespace}_" if namespace else ""
         # Updated for every message: plain numbers, exposed at scrape time (prometheus_tallies).
@@ -189,22 +190,28 @@ class PrometheusHooks(Hooks):
             **common,
         )
 
+    # The two methods below run for every message: the tallies' dicts are updated inline and
+    # the outcome is a key as it is (a StrEnum; its text is taken at scrape time).
     def delivery_started(self, delivery: Delivery) -> Any:
-        self.in_flight.add((delivery.queue,))
-        return True  # so that delivery_finished knows it was counted in flight
+        values, key = self.in_flight.values, (delivery.queue,)
+        values[key] = values.get(key, 0) + 1
+        return key  # what delivery_finished takes back out of the in-flight gauge
 
     def delivery_finished(self, state: Any, delivery: Delivery, result: Result) -> None:
-        queue = delivery.queue
-        if state is True:
-            self.in_flight.add((queue,), -1)
-        # Bad input names an action no handler ran for: trusted only if already known.
-        trusted = not isinstance(result.error, InvalidMessage)
-        action = self.actions.label(delivery.action, trusted=trusted)
-        self.consumed.add((queue, action, result.outcome.value))
+        queue, action = delivery.queue, delivery.action
+        if state is not None:
+            self.in_flight.values[state] -= 1
+        if action is None or action not in self._known:
+            # Bad input names an action no handler ran for: trusted only if already known.
+            trusted = not isinstance(result.error, InvalidMessage)
+            action = self.actions.label(action, trusted=trusted)
+        outcome, values = result.outcome, self.consumed.values
+        key = (queue, action, outcome)
+        values[key] = values.get(key, 0) + 1
         self.handler_duration.observe((queue, action), result.duration)
-        if result.outcome is Outcome.RETRIED:
+        if outcome is Outcome.RETRIED:
             self.retries.labels(queue, action).inc()
-        elif result.outcome is Outcome.DEAD_LETTERED:
+        elif outcome is Outcome.DEAD_LETTERED:
             self.dead_letters.labels(queue, action, reason_class(result.error)).inc()
 
     def publish_finished(self, state: Any, publish: Publish, result: Result) -> None:

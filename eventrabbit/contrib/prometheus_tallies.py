@@ -53,7 +53,7 @@ class Tally:
         kind = GaugeMetricFamily if self.gauge else CounterMetricFamily
         family = kind(self.name, self.doc, labels=self.labels)
         for key, value in ({} if empty else self.values.copy()).items():
-            family.add_metric(list(key), value)
+            family.add_metric([str(label) for label in key], value)  # an Outcome is a StrEnum
         return family
 
 
