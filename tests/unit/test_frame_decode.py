@@ -20,23 +20,8 @@ from pamqp.header import ContentHeader
 from eventrabbit.frame_decode import decode
 
 short = st.text(max_size=40)
-maybe_short = st.none() | short
-PROPERTY_NAMES = [
-    "content_type",
-    "content_encoding",
-    "headers",
-    "delivery_mode",
-    "priority",
-    "correlation_id",
-    "reply_to",
-    "expiration",
-    "message_id",
-    "timestamp",
-    "message_type",
-    "user_id",
-    "app_id",
-    "cluster_id",
-]
+#: Every property, in pamqp's order.
+PROPERTY_NAMES = list(spec.Basic.Properties.__slots__)
 
 
 def values_of(received: object) -> tuple[str, Any]:
