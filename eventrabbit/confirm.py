@@ -17,6 +17,7 @@ import aiormq
 import aiormq.abc
 from pamqp import commands as spec
 
+from .deadlines import Deadlines
 from .errors import ChannelLost, PublishError, PublishTimeout
 from .frame_encode import Properties
 
@@ -104,14 +105,19 @@ async def publish_confirmed(
     properties: spec.Basic.Properties,
     mandatory: bool = False,
     confirm_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+    deadlines: Deadlines | None = None,
 ) -> bool:
     """Publish on a confirm-mode channel and wait for the confirm.
 
+    :param deadlines: keeps ``confirm_timeout`` on a timer shared with other publishes
+        (:mod:`eventrabbit.deadlines`); without, aiormq arms one for this publish.
     :returns: ``False`` when the broker returned the message as unroutable (``mandatory``).
     :raises PublishError: nack, missing exchange or lost channel.
     :raises PublishTimeout: no confirm within ``confirm_timeout`` seconds.
     """
     kind: type[PublishError]
+    task = asyncio.current_task()
+    ticket = None if deadlines is None or task is None else deadlines.start(confirm_timeout, task)
     try:
         await channel.basic_publish(
             body,
@@ -119,7 +125,7 @@ async def publish_confirmed(
             routing_key=routing_key,
             properties=properties,
             mandatory=mandatory,
-            timeout=confirm_timeout,
+            timeout=confirm_timeout if ticket is None else None,
             # No wait for the socket's buffer: the confirm comes after the write anyway, and
             # waiting for both costs the publishing task a second wake-up per message.
             wait=False,  # type: ignore[call-arg]  # aiormq's Channel has it, its ABC not
@@ -139,14 +145,24 @@ async def publish_confirmed(
     except aiormq.exceptions.DeliveryError:
         kind, text = PublishError, "the broker refused (nacked) it"
     except asyncio.CancelledError:
+        if ticket is not None and deadlines is not None and deadlines.end(ticket):
+            ticket = None
+            assert task is not None
+            if task.uncancel():
+                raise  # cancelled by someone else too
+            kind, text = PublishTimeout, f"no confirm within {confirm_timeout} s"
         # aiormq cancels pending confirms when the connection dies; only a cancellation of
         # this task itself is a real cancellation.
-        task = asyncio.current_task()
-        if task is None or task.cancelling() or not channel.is_closed:
+        elif task is None or task.cancelling() or not channel.is_closed:
             raise
-        kind, text = ChannelLost, "the channel closed before the confirm"
+        else:
+            kind, text = ChannelLost, "the channel closed before the confirm"
     except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
         kind, text = ChannelLost, f"not confirmed: {type(exc).__name__}: {exc}"
+    finally:
+        if ticket is not None and deadlines is not None and deadlines.end(ticket):
+            assert task is not None
+            task.uncancel()  # expired as it ended otherwise: as asyncio.timeout, forget it
     if kind is ChannelLost and _closed_for_missing(channel, exchange):
         # Another publish's missing exchange closed the channel, and it is this one's too:
         # sending again would only close the next channel the same way.

@@ -34,6 +34,7 @@ from .common import RetryConfig
 from .confirm import publish_confirmed, reply_properties
 from .connection import CHANNEL_GONE, server_of
 from .copies import faithful
+from .deadlines import Deadlines
 from .errors import EventRabbitError, PublishError
 from .failures import Copy, Reply, Retry, describe, last_resort, plan
 from .fanout import HookSet
@@ -65,6 +66,7 @@ class Outbox:
         self._hooks = hooks
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._lock = asyncio.Lock()
+        self._deadlines: Deadlines | None = None  # the confirm timeouts' one timer
         properties = getattr(connection, "server_properties", None) or {}
         self._addresses = Addresses(str(properties.get("version", "")))
         tune = getattr(connection, "connection_tune", None)
@@ -80,6 +82,10 @@ class Outbox:
             if channel is None or channel.is_closed:
                 channel = self._channel = await self.connection.channel(publisher_confirms=True)
             return channel
+
+    def _deadlines_now(self) -> Deadlines:
+        deadlines = self._deadlines = Deadlines.on(self._deadlines)
+        return deadlines
 
     async def reply(self, reply: Reply, message_id: str | None) -> None:
         """Send a reply; one that cannot be delivered is logged and dropped, never raised."""
@@ -124,6 +130,7 @@ class Outbox:
                 routing_key=address,
                 properties=properties,
                 mandatory=not address.startswith(REPLY_PREFIX),
+                deadlines=self._deadlines_now(),
             )
         except (EventRabbitError, *CHANNEL_GONE) as exc:
             log.warning(
@@ -202,6 +209,7 @@ class Outbox:
             routing_key=copy.queue,
             properties=copy.properties,
             mandatory=True,  # a deleted delay or dead-letter queue must not swallow it
+            deadlines=self._deadlines_now(),
         )
         if not routed:
             raise PublishError(f"queue {copy.queue!r} does not exist", routing_key=copy.queue)

@@ -19,6 +19,7 @@ from pamqp import commands as spec
 from . import envelope
 from .confirm import DEFAULT_PUBLISH_TIMEOUT, event_properties, publish_confirmed
 from .connection import backoff, close_connection
+from .deadlines import Deadlines
 from .errors import (
     AccessRefused,
     BrokerUnavailable,
@@ -63,6 +64,7 @@ class Publisher:
         self._last_used = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._deadlines: Deadlines | None = None  # the confirm timeouts' one timer
 
     @property
     def connected(self) -> bool:
@@ -124,6 +126,7 @@ class Publisher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
         delays = backoff(0.1, 2.0)
+        deadlines = self._deadlines = Deadlines.on(self._deadlines)
         self._in_flight += 1
         try:
             while True:
@@ -142,6 +145,7 @@ class Publisher:
                         properties=properties,
                         mandatory=True,
                         confirm_timeout=max(deadline - loop.time(), 0.001),
+                        deadlines=deadlines,
                     )
                     break
                 except AccessRefused as exc:

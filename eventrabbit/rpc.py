@@ -21,6 +21,7 @@ from pamqp import commands as spec
 
 from . import envelope
 from .confirm import TRANSIENT, event_properties, new_id, publish_confirmed
+from .deadlines import Deadlines
 from .errors import (
     BrokerUnavailable,
     PublishError,
@@ -56,6 +57,7 @@ class RPCClient:
         self._pending: dict[str, asyncio.Future[Any]] = {}
         #: The channel each pending call's request went out on: only its replies come there.
         self._sent_on: dict[str, aiormq.abc.AbstractChannel] = {}
+        self._deadlines: Deadlines | None = None  # the confirm timeouts' one timer
 
     @property
     def pending(self) -> int:
@@ -151,6 +153,7 @@ class RPCClient:
         self, action: str, body: bytes, exchange: str, key: str, properties: spec.Basic.Properties
     ) -> None:
         try:
+            deadlines = self._deadlines = Deadlines.on(self._deadlines)
             channel = self.channel.open_channel or await self.channel.get()
             self._sent_on[str(properties.correlation_id)] = channel
             routed = await publish_confirmed(
@@ -161,6 +164,7 @@ class RPCClient:
                 properties=properties,
                 mandatory=True,
                 confirm_timeout=self.publish_timeout,
+                deadlines=deadlines,
             )
         except (PublishError, BrokerUnavailable) as exc:
             raise RequestError(
