@@ -60,18 +60,15 @@ class Properties(spec.Basic.Properties):
         if mode is not None:
             flags |= 0x1000
             parts.append(bytes((mode,)))
-        if _set(self.correlation_id):
-            flags |= 0x0400
-            parts.append(_short(self.correlation_id))
-        if _set(self.reply_to):
-            flags |= 0x0200
-            parts.append(_short(self.reply_to))
-        if _set(self.expiration):
-            flags |= 0x0100
-            parts.append(_short(self.expiration))
-        if _set(self.message_id):
-            flags |= 0x0080
-            parts.append(_short(self.message_id))
+        for flag, text in (
+            (0x0400, self.correlation_id),
+            (0x0200, self.reply_to),
+            (0x0100, self.expiration),
+            (0x0080, self.message_id),
+        ):
+            if _set(text):
+                flags |= flag
+                parts.append(_short(text))
         stamp = self.timestamp
         if _set(stamp):
             if type(stamp) is not datetime or stamp.tzinfo is not UTC:
