@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import orjson
-import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from . import clients, loop
 from .broker import admin
@@ -49,6 +48,10 @@ def _peak_mb() -> float:
 
 
 def _rss_mb() -> float:
+    # Imported here: psutil is in the bench extra, and the report's unit tests import this
+    # package with the test extra only.
+    import psutil  # type: ignore[import-untyped,unused-ignore]
+
     return float(psutil.Process().memory_info().rss) / _MB
 
 
