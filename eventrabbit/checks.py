@@ -142,6 +142,14 @@ def as_tuple(where: str, value: object, *, show: bool = True) -> tuple[Any, ...]
         raise ConfigurationError(f"{where}{quoted} must be a str or a list") from None
 
 
+def check_binding_keys(where: str, value: object) -> tuple[str, ...]:
+    """One binding key or a list of them, as a tuple of checked names."""
+    keys = as_tuple(where, (value,) if isinstance(value, str) else value)
+    for key in keys:
+        check_name(f"{where}[...]", key)
+    return keys
+
+
 def check_urls(where: str, value: object) -> str | tuple[str, ...]:
     """One URL or a non-empty list of them, as a str or a tuple.
 

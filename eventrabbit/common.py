@@ -16,8 +16,8 @@ from typing import Any
 from . import envelope
 from .checks import (
     MAX_PREFETCH_COUNT,
-    as_tuple,
     censored_repr,
+    check_binding_keys,
     check_bool,
     check_delay,
     check_int,
@@ -207,12 +207,8 @@ class ConsumeChannel:
             raise ConfigurationError(
                 f"ConsumeChannel.queue_config={shown(self.queue_config)} must be a QueueConfig"
             )
-        keys = self.binding_keys
-        if keys is not None:
-            keys = keys if not isinstance(keys, str) else (keys,)
-            keys = as_tuple("ConsumeChannel.binding_keys", keys)
-            for key in keys:
-                check_name("ConsumeChannel.binding_keys[...]", key)
+        if self.binding_keys is not None:
+            keys = check_binding_keys("ConsumeChannel.binding_keys", self.binding_keys)
             object.__setattr__(self, "binding_keys", keys)
         check_bool("ConsumeChannel.exchange_durable", self.exchange_durable)
 

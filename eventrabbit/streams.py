@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 from .checks import (
     MAX_PREFETCH_COUNT,
-    as_tuple,
     censored_repr,
+    check_binding_keys,
     check_bool,
     check_int,
     check_name,
@@ -98,13 +98,8 @@ class StreamChannel:
         if self.exchange_name is not None:
             check_name("StreamChannel.exchange_name", self.exchange_name)
         object.__setattr__(self, "exchange_type", coerce_exchange_type(self.exchange_type))
-        keys = self.binding_keys
-        if keys is not None:
-            keys = as_tuple(
-                "StreamChannel.binding_keys", (keys,) if isinstance(keys, str) else keys
-            )
-            for key in keys:
-                check_name("StreamChannel.binding_keys[...]", key)
+        if self.binding_keys is not None:
+            keys = check_binding_keys("StreamChannel.binding_keys", self.binding_keys)
             object.__setattr__(self, "binding_keys", keys)
         if self.max_age is not None:
             max_age_argument(self.max_age)  # raises for a bad one
