@@ -118,18 +118,26 @@ async def publish_confirmed(
     kind: type[PublishError]
     task = asyncio.current_task()
     ticket = None if deadlines is None or task is None else deadlines.start(confirm_timeout, task)
+    expired = cancelled_too = False
     try:
-        await channel.basic_publish(
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=properties,
-            mandatory=mandatory,
-            timeout=confirm_timeout if ticket is None else None,
-            # No wait for the socket's buffer: the confirm comes after the write anyway, and
-            # waiting for both costs the publishing task a second wake-up per message.
-            wait=False,  # type: ignore[call-arg]  # aiormq's Channel has it, its ABC not
-        )
+        try:
+            await channel.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=mandatory,
+                timeout=confirm_timeout if ticket is None else None,
+                # No wait for the socket's buffer: the confirm comes after the write anyway,
+                # and waiting for both costs the publishing task a second wake-up per message.
+                wait=False,  # type: ignore[call-arg]  # aiormq's Channel has it, its ABC not
+            )
+        finally:
+            if deadlines is not None and ticket is not None and deadlines.end(ticket):
+                # The deadline cancelled the task: forget that cancellation, as asyncio.timeout
+                # does; another one (the caller's) is still counted.
+                expired = True
+                cancelled_too = task is not None and task.uncancel() > 0
         return True
     except aiormq.exceptions.PublishError:
         return False  # returned: no queue is bound that matches
@@ -145,24 +153,16 @@ async def publish_confirmed(
     except aiormq.exceptions.DeliveryError:
         kind, text = PublishError, "the broker refused (nacked) it"
     except asyncio.CancelledError:
-        if ticket is not None and deadlines is not None and deadlines.end(ticket):
-            ticket = None
-            assert task is not None
-            if task.uncancel():
-                raise  # cancelled by someone else too
+        if expired and not cancelled_too:
             kind, text = PublishTimeout, f"no confirm within {confirm_timeout} s"
         # aiormq cancels pending confirms when the connection dies; only a cancellation of
         # this task itself is a real cancellation.
-        elif task is None or task.cancelling() or not channel.is_closed:
+        elif expired or task is None or task.cancelling() or not channel.is_closed:
             raise
         else:
             kind, text = ChannelLost, "the channel closed before the confirm"
     except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
         kind, text = ChannelLost, f"not confirmed: {type(exc).__name__}: {exc}"
-    finally:
-        if ticket is not None and deadlines is not None and deadlines.end(ticket):
-            assert task is not None
-            task.uncancel()  # expired as it ended otherwise: as asyncio.timeout, forget it
     if kind is ChannelLost and _closed_for_missing(channel, exchange):
         # Another publish's missing exchange closed the channel, and it is this one's too:
         # sending again would only close the next channel the same way.

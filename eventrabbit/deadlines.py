@@ -10,10 +10,10 @@ its deadline is nearer than the armed one: deadlines of one publisher mostly gro
 dict delete. When the timer fires, every wait past its deadline has its task cancelled and is
 remembered as *expired*; the timer is armed again for the nearest deadline left.
 
-The task that waited learns it from :meth:`Deadlines.end`, in its ``except CancelledError``
-as with ``asyncio.timeout``: if its wait expired it calls ``Task.uncancel()`` and raises its
-own timeout error — unless someone else cancelled the task too (then ``uncancel`` leaves a
-count above zero and the cancellation goes on).
+The task that waited learns it from :meth:`Deadlines.end` when its wait ends, as
+``asyncio.timeout`` does on exit: if its wait expired it calls ``Task.uncancel()`` and raises
+its own timeout error instead of the ``CancelledError`` — unless someone else cancelled the
+task too (then ``uncancel`` leaves a count above zero and the cancellation goes on).
 """
 
 from __future__ import annotations
