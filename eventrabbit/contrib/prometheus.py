@@ -114,7 +114,6 @@ class PrometheusHooks(Hooks):
         max_actions: int = MAX_ACTIONS,
     ) -> None:
         self.actions = ActionLabels(actions, max_actions)
-        self._known = self.actions.known  # looked up per message
         common: dict[str, Any] = {"namespace": namespace, "registry": registry}
         prefix = f"{namespace}_" if namespace else ""
         # Updated for every message: plain numbers, exposed at scrape time (prometheus_tallies).
@@ -201,7 +200,7 @@ class PrometheusHooks(Hooks):
         queue, action = delivery.queue, delivery.action
         if state is not None:
             self.in_flight.values[state] -= 1
-        if action is None or action not in self._known:
+        if action is None or action not in self.actions.known:
             # Bad input names an action no handler ran for: trusted only if already known.
             trusted = not isinstance(result.error, InvalidMessage)
             action = self.actions.label(action, trusted=trusted)
