@@ -11,9 +11,9 @@ import orjson
 from .metrics import METRICS, Metric
 from .settings import REFERENCE
 from .spread import NOISY_SPREAD, Spread
-from .suite import Results
+from .suite import Results, noise_of
 
-#: The mark of a noisy figure (see :func:`benchmarks.suite.is_noisy`), explained under the table.
+#: The mark of a noisy figure (see :func:`benchmarks.spread.is_noisy`), explained under the table.
 NOISY_MARK = "⚠"
 #: Between the lowest and highest round of a range.
 DASH = "\N{EN DASH}"
@@ -79,13 +79,9 @@ class _Tables:
     @classmethod
     def of(cls, results: Results) -> _Tables:
         """Every table of ``results``."""
-        return cls(
-            results.medians(),
-            results.ratios(),
-            results.spreads(),
-            results.ratio_spreads(),
-            results.noise(),
-        )
+        spreads, ratio_spreads = results.spreads(), results.ratio_spreads()
+        noise = noise_of(spreads, ratio_spreads)
+        return cls(results.medians(), results.ratios(), spreads, ratio_spreads, noise)
 
 
 def _cell(metric: Metric, client: str, results: _Tables) -> str:

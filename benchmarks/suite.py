@@ -107,10 +107,7 @@ class Results:
         machine cancels in them, so what is left is the client's own); otherwise — the
         reference itself, figures without a ratio — the per-round values.
         """
-        out = self.spreads()
-        for client, ratios in self.ratio_spreads().items():
-            out[client].update(ratios)
-        return out
+        return noise_of(self.spreads(), self.ratio_spreads())
 
     def noisy(self) -> dict[str, list[str]]:
         """Per client, the keys of its noisy figures (see :func:`is_noisy`)."""
@@ -133,6 +130,16 @@ class Results:
             "noisy_threshold": NOISY_SPREAD,
             "errors": self.errors,
         }
+
+
+def noise_of(
+    spreads: dict[str, dict[str, Spread]], ratio_spreads: dict[str, dict[str, Spread]]
+) -> dict[str, dict[str, Spread]]:
+    """:meth:`Results.noise` from its two spreads, where they are at hand already."""
+    out = {client: dict(metrics) for client, metrics in spreads.items()}
+    for client, ratios in ratio_spreads.items():
+        out[client].update(ratios)
+    return out
 
 
 def _json(spreads: dict[str, dict[str, Spread]]) -> dict[str, dict[str, Any]]:
