@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .settings import LATENCY_RATES
+from .settings import LATENCY_RATES, LATENCY_SHARE, LATENCY_SHARE_KEY
 
 #: A round's figures for one client in one workload, keyed by :attr:`Metric.key`.
 Figures = dict[str, float]
@@ -29,6 +29,13 @@ class Metric:
     table: bool = True
 
 
+_SHARE_LABEL = f"{LATENCY_SHARE:.0%} of raw max"
+#: The latency workload's figure prefixes and how the labels name their rates.
+_LATENCY_RATES = (
+    *((f"lat{rate}", f"{rate}/s") for rate in LATENCY_RATES),
+    (LATENCY_SHARE_KEY, _SHARE_LABEL),
+)
+
 METRICS: tuple[Metric, ...] = (
     Metric("consume_msgs_s", "consume", "msgs/s", True, headline=True),
     Metric("consume_cpu_us", "consume CPU", "µs/msg", False, headline=True),
@@ -41,13 +48,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("publish_bulk_cpu_us", "publish pipelined CPU", "µs/msg", False),
     *(
         metric
-        for rate in LATENCY_RATES
+        for prefix, at in _LATENCY_RATES
         for metric in (
-            Metric(f"lat{rate}_p50_ms", f"latency at {rate}/s, p50", "ms", False, headline=True),
-            Metric(f"lat{rate}_p99_ms", f"latency at {rate}/s, p99", "ms", False, headline=True),
-            Metric(f"lat{rate}_p999_ms", f"latency at {rate}/s, p99.9", "ms", False),
-            Metric(f"lat{rate}_rate", f"rate achieved at {rate}/s", "msgs/s", True),
+            Metric(f"{prefix}_p50_ms", f"latency at {at}, p50", "ms", False, headline=True),
+            Metric(f"{prefix}_p99_ms", f"latency at {at}, p99", "ms", False, headline=True),
+            Metric(f"{prefix}_p999_ms", f"latency at {at}, p99.9", "ms", False),
+            Metric(f"{prefix}_rate", f"rate achieved at {at}", "msgs/s", True),
         )
+    ),
+    Metric(
+        f"{LATENCY_SHARE_KEY}_offered",
+        f"rate offered at {_SHARE_LABEL}",
+        "msgs/s",
+        True,
+        ratio=False,
     ),
     Metric("rpc_p50_ms", "RPC p50", "ms", False, headline=True),
     Metric("rpc_p99_ms", "RPC p99", "ms", False),

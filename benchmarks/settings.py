@@ -17,7 +17,12 @@ BATCH = 100
 ALL_CLIENTS = ("raw", "eventrabbit", "aio-pika", "faststream")
 REFERENCE = "raw"
 #: Offered rates of the latency workload, events per second (its figures are ``lat<rate>_*``).
-LATENCY_RATES = (1000, 3000)
+LATENCY_RATES = (1000, 5000)
+#: The latency workload's third rate: this share of the raw loop's rate with the producer sending
+#: flat out, measured in the same run (``benchmarks.latency.saturation``).
+LATENCY_SHARE = 0.7
+#: The key prefix of that rate's figures.
+LATENCY_SHARE_KEY = "lat70"
 
 
 def broker_url() -> str:
@@ -42,6 +47,14 @@ class Settings:
     workloads: tuple[str, ...] = field(default=("consume", "publish", "rpc", "latency", "memory"))
     uvloop: bool = False
     quick: bool = False
+    #: The raw loop's rate with the producer sending flat out, the base of the ``lat70`` rate;
+    #: the suite measures it before the first latency round (``None``: no ``lat70`` rate).
+    raw_max_rate: float | None = None
+
+    @property
+    def latency_share_rate(self) -> float:
+        """The ``lat70`` rate: :data:`LATENCY_SHARE` of :attr:`raw_max_rate`, whole events/s."""
+        return float(round(LATENCY_SHARE * (self.raw_max_rate or 0.0)))
 
     @classmethod
     def quick_run(cls, url: str, **overrides: object) -> Settings:

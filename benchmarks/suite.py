@@ -6,11 +6,12 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import clients, memory
 from .clients.base import Client
+from .latency import saturation
 from .metrics import BY_KEY, Figures
 from .settings import REFERENCE, Settings
 from .spread import NOISY_SPREAD, Spread
@@ -168,12 +169,24 @@ async def _one(
     log(f"    {name:<12} " + "  ".join(f"{k}={v:,.1f}" for k, v in figures.items()))
 
 
+async def with_raw_max(settings: Settings) -> Settings:
+    """``settings`` with :attr:`~Settings.raw_max_rate` measured, for the latency workload."""
+    if settings.raw_max_rate:
+        return settings
+    log(f"latency: the {REFERENCE} loop's rate with the producer sending flat out")
+    rate = await saturation(clients.get(REFERENCE), settings)
+    log(f"    {REFERENCE:<12} {rate:,.0f}/s")
+    return replace(settings, raw_max_rate=rate)
+
+
 async def run_rounds(results: Results, settings: Settings) -> None:
     """Every round runs every workload once per client, the clients in alternation."""
     for number in range(1, settings.rounds + 1):
         for name, workloads in ROUND_WORKLOADS.items():
             if name not in settings.workloads:
                 continue
+            if name == "latency":
+                settings = await with_raw_max(settings)
             for workload in workloads:
                 log(f"round {number}/{settings.rounds}: {workload.__name__}")
                 started = time.perf_counter()
