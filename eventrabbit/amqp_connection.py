@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for the broker to accept a connection before giving up on one attempt.
 CONNECT_TIMEOUT = 10.0
+#: Once the writer stopped: seconds between takes of what is queued, and rounds after the close.
+_DISCARD_EVERY, _AFTER_CLOSE = 0.01, 3
 
 
 class _Connection(aiormq.Connection):
@@ -50,6 +52,8 @@ class _Connection(aiormq.Connection):
         #: Called with the broker's reason when it blocks this connection, ``None`` when
         #: it unblocks it (see :func:`watch_blocked`).
         self.blocked_listeners: list[Callable[[str | None], None]] = []
+        #: The open transport's writer (aiormq's writer task writes to it too).
+        self.stream_writer: asyncio.StreamWriter | None = None
 
     @property
     def wire(self) -> WireReader | None:
@@ -74,6 +78,28 @@ class _Connection(aiormq.Connection):
         reader = frame_receiver.reader
         source = FrameSource(reader) if isinstance(reader, WireReader) else frame_receiver
         return super().__reader(source)  # type: ignore[arg-type]  # aiormq only iterates it
+
+    # The writer of the open transport, for eventrabbit.publish_frames: a confirmed publish
+    # written straight to it when nothing is queued before it.
+    async def __writer(self, writer: asyncio.StreamWriter) -> None:
+        self.stream_writer = writer
+        try:
+            await super().__writer(writer)
+        finally:
+            self._discard_queued(_AFTER_CLOSE)
+
+    def _discard_queued(self, rounds_after_close: int) -> None:
+        # aiormq's writer task has stopped, so frames still queued are never sent. A publish
+        # waiting for room in the (bounded) queue holds its channel's lock and would wait
+        # until its deadline: take the frames, so it goes on to learn its channel is closed.
+        # Again every few ms until the connection is closed, and a few rounds after.
+        queue = self.write_queue
+        while not queue.empty():
+            queue.get_nowait()
+        if self.is_closed:
+            rounds_after_close -= 1
+        if rounds_after_close > 0:
+            self.loop.call_later(_DISCARD_EVERY, self._discard_queued, rounds_after_close)
 
     def _tell_blocked(self, reason: str | None) -> None:
         for listener in list(self.blocked_listeners):

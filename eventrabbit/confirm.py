@@ -20,6 +20,7 @@ from pamqp import commands as spec
 from .deadlines import Deadlines
 from .errors import ChannelLost, PublishError, PublishTimeout
 from .frame_encode import Properties
+from .publish_frames import send
 
 #: The content type of every body eventrabbit publishes.
 JSON_CONTENT_TYPE = "application/json"
@@ -121,17 +122,34 @@ async def publish_confirmed(
     expired = cancelled_too = False
     try:
         try:
-            await channel.basic_publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                properties=properties,
-                mandatory=mandatory,
-                timeout=confirm_timeout if ticket is None else None,
-                # No wait for the socket's buffer: the confirm comes after the write anyway,
-                # and waiting for both costs the publishing task a second wake-up per message.
-                wait=False,  # type: ignore[call-arg]  # aiormq's Channel has it, its ABC not
+            # Straight to the socket where nothing can come between (eventrabbit.publish_frames);
+            # its deadline is the shared timer's, so only with one.
+            confirmation = (
+                None
+                if ticket is None
+                else send(
+                    channel,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    body=body,
+                    mandatory=mandatory,
+                )
             )
+            if confirmation is not None:
+                await confirmation
+            else:
+                await channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=mandatory,
+                    timeout=confirm_timeout if ticket is None else None,
+                    # No wait for the socket's buffer: the confirm comes after the write
+                    # anyway, and waiting for both costs the task a second wake-up per message.
+                    wait=False,  # type: ignore[call-arg]  # aiormq's Channel has it, its ABC not
+                )
         finally:
             if deadlines is not None and ticket is not None and deadlines.end(ticket):
                 # The deadline cancelled the task: forget that cancellation, as asyncio.timeout

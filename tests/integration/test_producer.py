@@ -224,8 +224,18 @@ async def test_an_exchange_deleted_under_a_burst_fails_each_publish_to_it_cleanl
     events, _ = service
     exchange, _queue = await bound_queue(amqp_channel, names, "fanout")
     await events.publish(exchange, "X", {"n": -1})  # connected: the burst shares one channel
-    burst = [asyncio.create_task(events.publish(exchange, "X", {"n": n})) for n in range(200)]
-    await amqp_channel.exchange_delete(exchange)  # on RabbitMQ: as the burst goes out
+
+    def wave() -> list[asyncio.Task[str]]:
+        return [asyncio.create_task(events.publish(exchange, "X", {"n": n})) for n in range(20)]
+
+    # Publishes go out while the delete does and after it landed (those must fail).
+    deleting = asyncio.create_task(amqp_channel.exchange_delete(exchange))
+    burst: list[asyncio.Task[str]] = []
+    while not deleting.done():
+        burst += wave()
+        await asyncio.sleep(0)
+    await deleting
+    burst += wave()
     results = await asyncio.wait_for(asyncio.gather(*burst, return_exceptions=True), 30)
     failed = [r for r in results if isinstance(r, BaseException)]
     assert failed, "the exchange was deleted before the burst ended"
