@@ -76,7 +76,7 @@ class _Connection(aiormq.Connection):
     # reader's buffer instead of three readexactly calls each (eventrabbit.frame_source).
     def __reader(self, frame_receiver: FrameReceiver) -> Coroutine[Any, Any, None]:
         reader = frame_receiver.reader
-        source = FrameSource(reader) if isinstance(reader, WireReader) else frame_receiver
+        source = FrameSource(reader, self) if isinstance(reader, WireReader) else frame_receiver
         return super().__reader(source)  # type: ignore[arg-type]  # aiormq only iterates it
 
     # The writer of the open transport, for eventrabbit.publish_frames: a confirmed publish

@@ -9,6 +9,8 @@ is open, :class:`~eventrabbit.amqp_connection` hands aiormq's loop a :class:`Fra
 instead: it takes the next frame whole from the :class:`~eventrabbit.wire.WireReader`'s buffer
 (inspected there as before), waits on the reader only when no whole frame is buffered, and
 decodes it (:mod:`eventrabbit.frame_decode`: pamqp's objects, the hot frames decoded faster).
+A ``Basic.Deliver`` whose content is whole in the buffer goes straight to its consumer where
+nothing can come before it (:mod:`eventrabbit.direct_delivery`); aiormq's loop never sees it.
 
 The end of the stream means what it meant to aiormq's receiver: at a frame boundary, the
 iteration ends (the reader loop returns); inside a frame, or when the socket failed, the frame
@@ -18,25 +20,55 @@ is an :class:`~aiormq.exceptions.AMQPConnectionError` saying why; a frame pamqp 
 
 from __future__ import annotations
 
+from collections import deque
+
+import aiormq.abc
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError
 from pamqp.exceptions import PAMQPException
 
+from .direct_delivery import deliver
 from .frame_decode import Received, decode
 from .wire import WireReader
 
+#: Octets of the shortest ``Basic.Deliver`` frame: shorter frames need no look.
+_SMALLEST_DELIVER = 8 + 4 + 1 + 8 + 1 + 1 + 1
+
 
 class FrameSource:
-    """aiormq's frame receiver for an open connection, on a :class:`WireReader`."""
+    """aiormq's frame receiver for an open connection, on a :class:`WireReader`.
 
-    __slots__ = ("reader",)
+    :param connection: given, a delivery whose frames are all buffered goes straight to its
+        consumer where nothing can come before it (:mod:`eventrabbit.direct_delivery`).
+    """
 
-    def __init__(self, reader: WireReader) -> None:
+    __slots__ = ("connection", "pending", "reader")
+
+    def __init__(
+        self, reader: WireReader, connection: aiormq.abc.AbstractConnection | None = None
+    ) -> None:
         self.reader = reader
+        self.connection = connection
+        #: Frames taken from the buffer for a direct delivery that went aiormq's way after all.
+        self.pending: deque[Received] = deque()
 
     def __aiter__(self) -> FrameSource:
         return self
 
     async def __anext__(self) -> Received:
+        pending = self.pending
+        if pending:
+            return pending.popleft()
+        connection = self.connection
+        while True:
+            received = await self._next()
+            if (
+                connection is None
+                or received[0] < _SMALLEST_DELIVER
+                or not deliver(connection, self.reader, received, pending)
+            ):
+                return received
+
+    async def _next(self) -> Received:
         reader = self.reader
         data = reader.next_frame()
         if data is None:

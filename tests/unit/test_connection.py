@@ -352,3 +352,16 @@ def test_aiormq_still_has_the_reader_loop_eventrabbit_feeds() -> None:
     assert getattr(_Connection, name) is not getattr(aiormq.Connection, name)
     source = inspect.getsource(getattr(aiormq.Connection, name))
     assert "async for weight, channel, frame in frame_receiver" in source
+
+
+def test_aiormq_still_delivers_the_way_direct_delivery_copies() -> None:
+    # eventrabbit.direct_delivery starts a consumer's task as aiormq's channel reader does and
+    # notes the frame's time where aiormq's reader loop does: both private.
+    reader = inspect.getsource(aiormq.Connection._Connection__reader)
+    assert "self.__last_frame_time = self.loop.time()" in reader
+    assert "await ch.frames.put((weight, frame))" in reader
+    on_deliver = inspect.getsource(aiormq.Channel._on_deliver_frame)
+    assert "task = self.create_task(consumer(message))" in on_deliver
+    assert "task.add_done_callback(self._on_consumer_done)" in on_deliver
+    content = inspect.getsource(aiormq.Channel._read_content)
+    assert "DeliveredMessage(" in content
