@@ -10,9 +10,10 @@ loop iteration between the socket and the handler, per message.
 
 When the :class:`~eventrabbit.frame_source.FrameSource` decodes a ``Basic.Deliver``,
 :func:`deliver` takes the content header and body frames that follow it from the wire reader's
-buffer — only if they are there whole already — and starts the consumer's task itself, exactly
-as the channel's reader would (``channel.create_task(consumer(message))``, its done callback),
-but only when nothing can come before it:
+buffer — the frame source waits for the socket when they are not all there yet: a read may end
+inside a message — and starts the consumer's task itself, exactly as the channel's reader
+would (``channel.create_task(consumer(message))``, its done callback), but only when nothing
+can come before it:
 
 - the channel is aiormq's own ``Channel``, open, with a consumer for the delivery's tag;
 - its ``frames`` queue is empty: a frame queued before this delivery (an earlier delivery, a
@@ -21,16 +22,27 @@ but only when nothing can come before it:
   the wire for the channel, its reader is between messages: the frames of one message are
   contiguous on a channel.
 
+Once one delivery went aiormq's way, the next ones would too — a read that ends inside a
+message leaves frames queued whenever the next read is decoded — so when frames are queued
+before a ``Basic.Deliver``, the frame source first gives the event loop one turn
+(:func:`queued_before`): the channel's reader, woken when they were queued, takes them all, and
+the delivery can then go straight to its consumer after all.
+
 Otherwise the frames go aiormq's way, in their order: the ``Basic.Deliver`` first, then any
-frame :func:`deliver` took from the buffer already (``pending``). A delivery handed over
+frame :func:`deliver` took from the buffer already (``pending``); so do they when the stream
+ends before the content is whole. While the frame source waits for the rest of a message,
+nothing else can be put in the channel's queue (the frame source's loop is the only one that
+puts there), so the condition still holds when it is whole; the channel's state and the
+consumer are looked at again then. A delivery handed over
 directly counts as a frame received for aiormq's heartbeat check, as the reader loop would
 have counted it.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -46,16 +58,29 @@ from .wire import WireReader
 LAST_FRAME_TIME = "_Connection__last_frame_time"
 
 
+def queued_before(connection: aiormq.abc.AbstractConnection, received: Received) -> bool:
+    """Whether ``received`` is a ``Basic.Deliver`` with frames of its channel still queued for
+    the channel's reader (which a turn of the event loop lets it take)."""
+    if type(received[2]) is not spec.Basic.Deliver:
+        return False
+    channel = connection.channels.get(received[1])
+    return type(channel) is aiormq.Channel and not channel.frames.empty()
+
+
 def deliver(
     connection: aiormq.abc.AbstractConnection,
     reader: WireReader,
     received: Received,
     pending: deque[Received],
-) -> bool:
-    """Start the consumer's task for the ``Basic.Deliver`` in ``received`` if its content is
-    whole in ``reader``'s buffer and nothing can come before it (see the module); ``False``
-    if it must go aiormq's way, followed by what is left in ``pending`` (decoded frames taken
-    from the buffer that belong after it)."""
+) -> bool | None:
+    """Start the consumer's task for the ``Basic.Deliver`` in ``received`` if nothing can come
+    before it (see the module), once its content is whole.
+
+    :param pending: the frames of its content taken from ``reader`` so far (empty at first).
+    :returns: ``True`` once handed over; ``None`` while its content is not whole yet (call
+        again, with the same ``pending``, when more has arrived); ``False`` if it must go
+        aiormq's way, followed by what is left in ``pending``.
+    """
     number, frame = received[1], received[2]
     channel = connection.channels.get(number)
     if (
@@ -68,21 +93,24 @@ def deliver(
     consumer = channel.consumers.get(frame.consumer_tag) if frame.consumer_tag else None
     if consumer is None:
         return False
-    data = reader.next_frame()
-    if data is None:
-        return False
-    head = decode(data)
-    pending.append(head)
+    if not pending:
+        data = reader.next_frame()
+        if data is None:
+            return None
+        pending.append(decode(data))
+    head = pending[0]
     header = head[2]
     if head[1] != number or type(header) is not ContentHeader:
         return False
     size = header.body_size or 0
     parts: list[bytes] = []
-    got = 0
+    if len(pending) > 1:  # what earlier calls took: body frames of this channel, checked then
+        parts += (cast(ContentBody, piece[2]).value for piece in itertools.islice(pending, 1, None))
+    got = sum(map(len, parts))
     while got < size:
         data = reader.next_frame()
         if data is None:
-            return False
+            return None
         piece = decode(data)
         pending.append(piece)
         content = piece[2]

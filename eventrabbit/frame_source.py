@@ -20,13 +20,14 @@ is an :class:`~aiormq.exceptions.AMQPConnectionError` saying why; a frame pamqp 
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 
 import aiormq.abc
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError
 from pamqp.exceptions import PAMQPException
 
-from .direct_delivery import deliver
+from .direct_delivery import deliver, queued_before
 from .frame_decode import Received, decode
 from .wire import WireReader
 
@@ -58,15 +59,31 @@ class FrameSource:
         pending = self.pending
         if pending:
             return pending.popleft()
-        connection = self.connection
+        connection, reader = self.connection, self.reader
         while True:
             received = await self._next()
-            if (
-                connection is None
-                or received[0] < _SMALLEST_DELIVER
-                or not deliver(connection, self.reader, received, pending)
-            ):
+            if connection is None or received[0] < _SMALLEST_DELIVER:
                 return received
+            if queued_before(connection, received):
+                await asyncio.sleep(0)  # the channel's reader takes what is queued before it
+            handed = deliver(connection, reader, received, pending)
+            while handed is None:  # a read ended inside the message: wait for the rest
+                if not await self._more(reader):
+                    return received  # the stream ends: aiormq's way, which then ends too
+                handed = deliver(connection, reader, received, pending)
+            if not handed:
+                return received
+
+    @staticmethod
+    async def _more(reader: WireReader) -> bool:
+        """Wait for more of the stream; ``False`` if it ended or failed instead."""
+        if reader._exception is not None or reader._eof:
+            return False
+        try:
+            await reader._wait_for_data("readexactly")  # type: ignore[attr-defined]
+        except OSError:
+            return False  # set_exception: the next frame asked for says so
+        return True
 
     async def _next(self) -> Received:
         reader = self.reader
