@@ -66,13 +66,21 @@ class FrameSource:
                 return received
             if queued_before(connection, received):
                 await asyncio.sleep(0)  # the channel's reader takes what is queued before it
-            handed = deliver(connection, reader, received, pending)
+            handed = self._deliver(connection, received)
             while handed is None:  # a read ended inside the message: wait for the rest
                 if not await self._more(reader):
                     return received  # the stream ends: aiormq's way, which then ends too
-                handed = deliver(connection, reader, received, pending)
+                handed = self._deliver(connection, received)
             if not handed:
                 return received
+
+    def _deliver(
+        self, connection: aiormq.abc.AbstractConnection, received: Received
+    ) -> bool | None:
+        try:
+            return deliver(connection, self.reader, received, self.pending)
+        except PAMQPException as exc:  # a content frame pamqp refuses, as in _next
+            raise InvalidFrameError(str(exc)) from exc
 
     @staticmethod
     async def _more(reader: WireReader) -> bool:
