@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from random import getrandbits
 from time import time
 from typing import Any
 
@@ -20,7 +19,7 @@ from pamqp import commands as spec
 from .deadlines import Deadlines
 from .errors import ChannelLost, PublishError, PublishTimeout
 from .frame_encode import Properties
-from .publish_frames import send
+from .publish_frames import new_id, send
 
 #: The content type of every body eventrabbit publishes.
 JSON_CONTENT_TYPE = "application/json"
@@ -30,11 +29,6 @@ PERSISTENT = 2
 TRANSIENT = 1
 #: Seconds a publish may take by default, waiting for a connection and re-sends included.
 DEFAULT_PUBLISH_TIMEOUT = 10.0
-
-
-def new_id() -> str:
-    """A random 128-bit id as 32 hex digits (no system call, unlike ``uuid4``)."""
-    return f"{getrandbits(128):032x}"
 
 
 # AMQP timestamps have one-second resolution: one datetime per second is enough.

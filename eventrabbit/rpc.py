@@ -20,7 +20,7 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from . import envelope
-from .confirm import TRANSIENT, event_properties, new_id, publish_confirmed
+from .confirm import TRANSIENT, event_properties, publish_confirmed
 from .deadlines import Deadlines
 from .errors import (
     BrokerUnavailable,
@@ -34,6 +34,7 @@ from .errors import (
 from .fanout import HookSet
 from .observed import Call, ConnectionRole, Outcome, Publish, PublishKind
 from .own_channel import OwnChannel
+from .publish_frames import new_id
 from .topology import DIRECT_REPLY_TO
 
 log = logging.getLogger(__name__)

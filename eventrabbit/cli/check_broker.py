@@ -23,8 +23,8 @@ import aiormq
 import aiormq.abc
 from pamqp import commands as spec
 
-from eventrabbit.confirm import new_id
 from eventrabbit.connection import censor
+from eventrabbit.publish_frames import new_id
 from eventrabbit.topology import DEFAULT_EXCHANGE, WRITE_CHECK_TYPE
 
 T = TypeVar("T")
