@@ -107,18 +107,13 @@ class FrameSource:
 
     @staticmethod
     async def _wait(reader: WireReader) -> bytes:
-        while True:
-            if reader._exception is not None:
-                exc = reader._exception
-                raise AMQPConnectionError(f"Server communication error: {exc!r}") from exc
-            if reader._eof:
-                left = len(reader._buffer)
-                unfinished = f", {left} bytes into a frame" if left else ""
-                raise AMQPConnectionError(f"Server connection unexpectedly closed{unfinished}")
-            try:
-                await reader._wait_for_data("readexactly")  # type: ignore[attr-defined]
-            except OSError as exc:  # the socket failed while we waited (set_exception)
-                raise AMQPConnectionError(f"Server communication error: {exc!r}") from exc
+        while await FrameSource._more(reader):
             data = reader.next_frame()
             if data is not None:
                 return data
+        exc = reader._exception  # set_exception: the socket failed (also while we waited)
+        if exc is not None:
+            raise AMQPConnectionError(f"Server communication error: {exc!r}") from exc
+        left = len(reader._buffer)
+        unfinished = f", {left} bytes into a frame" if left else ""
+        raise AMQPConnectionError(f"Server connection unexpectedly closed{unfinished}")
